@@ -1,0 +1,308 @@
+//! Filters that turn a request's credential into a caller value, so that a
+//! handler's signature shows who may call it. They run after the path and
+//! method filters, so an unknown route is a 404, never a 401.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+
+use warp::http::Method;
+use warp::{Filter, Rejection};
+
+use super::query::{Query, query};
+use crate::auth::caller::{Caller, Credential, SessionCaller};
+use crate::auth::jwt::{JwtError, looks_like_jwt};
+use crate::auth::presented_token::{Inspection, inspect};
+use crate::core::ids::Id;
+use crate::core::time::Timestamp;
+use crate::core::verdict::Verdict;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub const SESSION_COOKIE: &str = "tokenward_session";
+/// Cookie-authenticated writes must carry `X-Requested-With: tokenward`: a
+/// cross-site form cannot set it (§2.3).
+pub const CSRF_HEADER: &str = "x-requested-with";
+pub const CSRF_VALUE: &str = "tokenward";
+
+/// The client's address: the TCP peer, or with `--trust-proxy` the last
+/// `X-Forwarded-For` entry (the one the proxy itself added).
+pub fn client_ip(
+    state: AppState,
+) -> impl Filter<Extract = (Option<IpAddr>,), Error = Infallible> + Clone {
+    warp::addr::remote()
+        .and(
+            warp::header::optional::<String>("x-forwarded-for")
+                .or(warp::any().map(|| None))
+                .unify(),
+        )
+        .map(move |peer: Option<SocketAddr>, forwarded: Option<String>| {
+            let from_proxy = forwarded.filter(|_| state.trust_proxy).and_then(|list| {
+                list.rsplit(',')
+                    .next()
+                    .and_then(|ip| ip.trim().parse().ok())
+            });
+            from_proxy.or(peer.map(|addr| addr.ip()))
+        })
+}
+
+/// What a request brought to prove who it is.
+struct Presented {
+    authorization: Option<String>,
+    cookie: Option<String>,
+    csrf_header: bool,
+    method: Method,
+    query: Query,
+    workspace_header: Option<String>,
+    ip: Option<IpAddr>,
+}
+
+fn presented(state: AppState) -> impl Filter<Extract = (Presented,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+        .and(warp::cookie::optional::<String>(SESSION_COOKIE))
+        .and(warp::header::optional::<String>(CSRF_HEADER))
+        .and(warp::header::optional::<String>("x-workspace"))
+        .and(warp::method())
+        .and(query())
+        .and(client_ip(state))
+        .map(
+            |authorization, cookie, csrf: Option<String>, workspace_header, method, query, ip| {
+                Presented {
+                    authorization,
+                    cookie,
+                    csrf_header: csrf.as_deref() == Some(CSRF_VALUE),
+                    method,
+                    query,
+                    workspace_header,
+                    ip,
+                }
+            },
+        )
+}
+
+enum Resolved {
+    Session(SessionCaller),
+    Token(Credential),
+}
+
+fn invalid(message: &str) -> ApiError {
+    ApiError::InvalidToken {
+        message: message.to_owned(),
+        presented: true,
+    }
+}
+
+const NO_CREDENTIAL: &str =
+    "this needs a credential: sign in, or send an API token as Authorization: Bearer <token>";
+
+/// The bearer credential, or `None` when no Authorization header was sent.
+fn bearer(authorization: Option<&str>) -> Result<Option<&str>, ApiError> {
+    let Some(value) = authorization else {
+        return Ok(None);
+    };
+    let (scheme, credential) = value.trim().split_once(' ').unwrap_or((value, ""));
+    let credential = credential.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || credential.is_empty() {
+        return Err(invalid("the Authorization header must be: Bearer <token>"));
+    }
+    Ok(Some(credential))
+}
+
+async fn session_from_jwt(
+    state: &AppState,
+    jwt: &str,
+    via_cookie: bool,
+) -> Result<SessionCaller, ApiError> {
+    let now = Timestamp::now();
+    let claims = state
+        .session_key
+        .verify(jwt, now.0)
+        .map_err(|err| match err {
+            JwtError::Expired => invalid("the session has expired; sign in again"),
+            JwtError::Malformed | JwtError::BadSignature => {
+                invalid("the session token is not valid")
+            }
+        })?;
+    let ended = || invalid("the session has ended; sign in again");
+    let session_id = claims.jti.parse().map_err(|_| ended())?;
+    let (session, account) = state
+        .store
+        .live_session(session_id, now)
+        .await?
+        .ok_or_else(ended)?;
+    if account.id.to_string() != claims.sub || account.disabled {
+        return Err(ended());
+    }
+    Ok(SessionCaller {
+        account,
+        session_id: session.id,
+        via_cookie,
+    })
+}
+
+async fn token_credential(
+    state: &AppState,
+    secret: &str,
+    ip: Option<IpAddr>,
+) -> Result<Credential, ApiError> {
+    let now = Timestamp::now();
+    match inspect(state.store.as_ref(), secret, now).await? {
+        Inspection::Malformed => Err(invalid("the API token is malformed")),
+        Inspection::NotFound => Err(invalid("the API token is not known")),
+        Inspection::Found(grant, verdict) => match verdict {
+            Verdict::Valid(effective) => {
+                state.usage.record(grant.token.id, now, ip);
+                Ok(Credential::Token { grant, effective })
+            }
+            Verdict::Expired => Err(invalid("the API token has expired")),
+            Verdict::Revoked => Err(invalid("the API token has been revoked")),
+            Verdict::Disabled => Err(invalid("the API token's owner can no longer use it")),
+        },
+    }
+}
+
+async fn resolve(state: &AppState, presented: &Presented) -> Result<Option<Resolved>, ApiError> {
+    if let Some(credential) = bearer(presented.authorization.as_deref())? {
+        return if looks_like_jwt(credential) {
+            Ok(Some(Resolved::Session(
+                session_from_jwt(state, credential, false).await?,
+            )))
+        } else {
+            Ok(Some(Resolved::Token(
+                token_credential(state, credential, presented.ip).await?,
+            )))
+        };
+    }
+    let Some(cookie) = presented.cookie.as_deref() else {
+        return Ok(None);
+    };
+    let session = session_from_jwt(state, cookie, true).await?;
+    let writes = !matches!(
+        presented.method,
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if writes && !presented.csrf_header {
+        return Err(ApiError::Forbidden(
+            "a cookie-signed request that changes something must carry the header X-Requested-With: tokenward".into(),
+        ));
+    }
+    Ok(Some(Resolved::Session(session)))
+}
+
+fn session_only() -> ApiError {
+    ApiError::Forbidden("this endpoint needs a signed-in session; API tokens cannot use it".into())
+}
+
+/// A signed-in session; API tokens are refused.
+pub fn session(
+    state: AppState,
+) -> impl Filter<Extract = (SessionCaller,), Error = Rejection> + Clone {
+    presented(state.clone()).and_then(move |presented: Presented| {
+        let state = state.clone();
+        async move {
+            match resolve(&state, &presented).await {
+                Ok(Some(Resolved::Session(session))) => Ok(session),
+                Ok(Some(Resolved::Token(_))) => Err(warp::reject::custom(session_only())),
+                Ok(None) => Err(warp::reject::custom(ApiError::InvalidToken {
+                    message: NO_CREDENTIAL.into(),
+                    presented: false,
+                })),
+                Err(err) => Err(warp::reject::custom(err)),
+            }
+        }
+    })
+}
+
+/// A session if one was presented (sign-up is open to anyone, or to an
+/// instance admin). A stale cookie counts as none.
+pub fn optional_session(
+    state: AppState,
+) -> impl Filter<Extract = (Option<SessionCaller>,), Error = Rejection> + Clone {
+    presented(state.clone()).and_then(move |mut presented: Presented| {
+        let state = state.clone();
+        async move {
+            if presented.authorization.is_none() {
+                let cookie = presented.cookie.take();
+                let Some(cookie) = cookie else {
+                    return Ok(None);
+                };
+                return Ok(session_from_jwt(&state, &cookie, true).await.ok());
+            }
+            match resolve(&state, &presented).await {
+                Ok(Some(Resolved::Session(session))) => Ok(Some(session)),
+                Ok(Some(Resolved::Token(_))) => Err(warp::reject::custom(session_only())),
+                Ok(None) => Ok(None),
+                Err(err) => Err(warp::reject::custom(err)),
+            }
+        }
+    })
+}
+
+/// A caller acting in one workspace: an API token in its own, a session in
+/// the one `X-Workspace` (or `?workspace=`) names, else its first.
+pub fn caller(state: AppState) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    presented(state.clone()).and_then(move |presented: Presented| {
+        let state = state.clone();
+        async move {
+            workspace_caller(&state, presented)
+                .await
+                .map_err(warp::reject::custom)
+        }
+    })
+}
+
+async fn workspace_caller(state: &AppState, presented: Presented) -> Result<Caller, ApiError> {
+    match resolve(state, &presented).await? {
+        None => Err(ApiError::InvalidToken {
+            message: NO_CREDENTIAL.into(),
+            presented: false,
+        }),
+        Some(Resolved::Token(credential)) => {
+            let Credential::Token { grant, .. } = &credential else {
+                return Err(ApiError::internal(
+                    "resolving a caller",
+                    "token without grant",
+                ));
+            };
+            let membership = grant
+                .owner_membership
+                .clone()
+                .ok_or_else(|| invalid("the API token's owner can no longer use it"))?;
+            Ok(Caller {
+                account: grant.token.created_by.clone(),
+                workspace_id: grant.token.workspace_id,
+                membership,
+                credential,
+            })
+        }
+        Some(Resolved::Session(session)) => {
+            let named = presented
+                .workspace_header
+                .as_deref()
+                .or(presented.query.get("workspace"));
+            let workspace_id = match named {
+                Some(text) => text
+                    .trim()
+                    .parse::<Id<_>>()
+                    .map_err(|_| ApiError::NotFound)?,
+                None => state
+                    .store
+                    .workspaces_of(session.account.id)
+                    .await?
+                    .first()
+                    .map(|(workspace, _)| workspace.id)
+                    .ok_or(ApiError::NotFound)?,
+            };
+            let membership = state
+                .store
+                .membership(workspace_id, session.account.id)
+                .await?
+                .ok_or(ApiError::NotFound)?;
+            Ok(Caller {
+                account: session.account.reference(),
+                workspace_id,
+                membership,
+                credential: Credential::Session(session.session_id),
+            })
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! Request bodies: at most 64 KiB of `application/json` holding an object,
+//! read field by field so that every problem is reported at once, by name.
+
+use futures_util::{Stream, StreamExt};
+use serde_json::{Map, Value};
+use warp::{Buf, Filter, Rejection};
+
+use crate::core::scopes::{self, Scope};
+use crate::error::{ApiError, Details};
+
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A body that must be present.
+pub fn json() -> impl Filter<Extract = (Fields,), Error = Rejection> + Clone {
+    read(true)
+}
+
+/// A body that may be empty (then it reads as `{}`).
+pub fn optional_json() -> impl Filter<Extract = (Fields,), Error = Rejection> + Clone {
+    read(false)
+}
+
+fn read(required: bool) -> impl Filter<Extract = (Fields,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("content-type")
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .and_then(move |content_type, length, body| async move {
+            parse(content_type, length, body, required)
+                .await
+                .map_err(warp::reject::custom)
+        })
+}
+
+async fn parse<S, B>(
+    content_type: Option<String>,
+    length: Option<u64>,
+    body: S,
+    required: bool,
+) -> Result<Fields, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    if length.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let mut bytes = Vec::new();
+    let mut body = std::pin::pin!(body);
+    while let Some(chunk) = body.next().await {
+        let mut chunk =
+            chunk.map_err(|_| ApiError::BadRequest("the request body could not be read".into()))?;
+        if bytes.len() + chunk.remaining() > MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            bytes.extend_from_slice(part);
+            let read = part.len();
+            chunk.advance(read);
+        }
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return if required {
+            Err(ApiError::BadRequest(
+                "this request needs a JSON object as its body".into(),
+            ))
+        } else {
+            Ok(Fields::default())
+        };
+    }
+    let is_json = content_type.as_deref().is_some_and(|value| {
+        value
+            .split(';')
+            .next()
+            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if !is_json {
+        return Err(ApiError::BadRequest(
+            "send the body as JSON with the header Content-Type: application/json".into(),
+        ));
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(Fields::new(map)),
+        Ok(_) => Err(ApiError::invalid_field("body", "must be a JSON object")),
+        Err(err) => Err(ApiError::BadRequest(format!(
+            "the body is not valid JSON: {err}"
+        ))),
+    }
+}
+
+/// The fields of a JSON object, taken one by one. What is never taken is an
+/// unknown field; every wrong type or value is collected, and `finish`
+/// reports them together as `422 validation_failed`.
+#[derive(Debug, Default)]
+pub struct Fields {
+    map: Map<String, Value>,
+    problems: Details,
+}
+
+impl Fields {
+    pub fn new(map: Map<String, Value>) -> Self {
+        Fields {
+            map,
+            problems: Details::new(),
+        }
+    }
+
+    pub fn problem(&mut self, key: &str, problem: impl Into<String>) {
+        self.problems
+            .entry(key.to_owned())
+            .or_insert_with(|| problem.into());
+    }
+
+    /// Keeps a validated value, or records why it is not valid.
+    pub fn check<T, E: Into<String>>(&mut self, key: &str, result: Result<T, E>) -> Option<T> {
+        result.map_err(|problem| self.problem(key, problem)).ok()
+    }
+
+    /// A present field, `null` included.
+    fn take_raw(&mut self, key: &str) -> Option<Value> {
+        self.map.remove(key)
+    }
+
+    fn take(&mut self, key: &str) -> Option<Value> {
+        self.take_raw(key).filter(|v| !v.is_null())
+    }
+
+    fn required(&mut self, key: &str, value: Option<Value>) -> Option<Value> {
+        if value.is_none() {
+            self.problem(key, "is required");
+        }
+        value
+    }
+
+    fn as_string(&mut self, key: &str, value: Value) -> Option<String> {
+        match value {
+            Value::String(s) => Some(s),
+            _ => {
+                self.problem(key, "must be a string");
+                None
+            }
+        }
+    }
+
+    pub fn string(&mut self, key: &str) -> Option<String> {
+        let value = self.take(key)?;
+        self.as_string(key, value)
+    }
+
+    pub fn required_string(&mut self, key: &str) -> Option<String> {
+        let value = self.take(key);
+        let value = self.required(key, value)?;
+        self.as_string(key, value)
+    }
+
+    /// Absent: `None`; `null`: `Some(None)`; a string: `Some(Some(s))`.
+    pub fn nullable_string(&mut self, key: &str) -> Option<Option<String>> {
+        match self.take_raw(key)? {
+            Value::Null => Some(None),
+            value => self.as_string(key, value).map(Some),
+        }
+    }
+
+    pub fn boolean(&mut self, key: &str) -> Option<bool> {
+        match self.take(key)? {
+            Value::Bool(b) => Some(b),
+            _ => {
+                self.problem(key, "must be true or false");
+                None
+            }
+        }
+    }
+
+    pub fn integer(&mut self, key: &str) -> Option<i64> {
+        let value = self.take(key)?;
+        match value.as_i64() {
+            Some(n) => Some(n),
+            None => {
+                self.problem(key, "must be a whole number");
+                None
+            }
+        }
+    }
+
+    fn as_string_list(&mut self, key: &str, value: Value) -> Option<Vec<String>> {
+        let Value::Array(items) = value else {
+            self.problem(key, "must be a list of strings");
+            return None;
+        };
+        let strings: Option<Vec<String>> = items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        if strings.is_none() {
+            self.problem(key, "must be a list of strings");
+        }
+        strings
+    }
+
+    /// A list of scopes, parsed and normalised.
+    pub fn scopes(&mut self, key: &str) -> Option<Vec<Scope>> {
+        let value = self.take(key)?;
+        let texts = self.as_string_list(key, value)?;
+        let mut parsed = Vec::with_capacity(texts.len());
+        for text in texts {
+            match text.parse::<Scope>() {
+                Ok(scope) => parsed.push(scope),
+                Err(_) => {
+                    self.problem(
+                        key,
+                        format!("{text:?} is not a scope: use <resource> or <resource>:read"),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(scopes::normalize(parsed))
+    }
+
+    pub fn required_scopes(&mut self, key: &str) -> Option<Vec<Scope>> {
+        if self.map.get(key).is_none_or(Value::is_null) {
+            self.problem(key, "is required");
+            self.map.remove(key);
+            return None;
+        }
+        self.scopes(key)
+    }
+
+    /// Unknown fields and collected problems, as one `422`.
+    pub fn finish(mut self) -> Result<(), ApiError> {
+        let unknown: Vec<String> = self.map.keys().cloned().collect();
+        for key in unknown {
+            self.problem(&key, "is not a known field");
+        }
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(self.problems))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(value: Value) -> Fields {
+        match value {
+            Value::Object(map) => Fields::new(map),
+            _ => unreachable!(),
+        }
+    }
+
+    fn details(err: ApiError) -> Details {
+        err.details().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn collects_every_problem_by_field() {
+        let mut f =
+            fields(json!({"name": 5, "scopes": ["contacts", "Bad"], "extra": true, "flag": "yes"}));
+        assert_eq!(f.required_string("name"), None);
+        assert_eq!(f.scopes("scopes"), None);
+        assert_eq!(f.boolean("flag"), None);
+        assert_eq!(f.integer("missing"), None);
+        assert_eq!(f.required_string("email"), None);
+        let problems = details(f.finish().unwrap_err());
+        assert_eq!(
+            problems.keys().collect::<Vec<_>>(),
+            ["email", "extra", "flag", "name", "scopes"]
+        );
+        assert_eq!(problems["extra"], "is not a known field");
+        assert_eq!(problems["email"], "is required");
+    }
+
+    #[test]
+    fn reads_good_values() {
+        let mut f = fields(json!({"name": "CRM", "n": 3, "p": null, "s": ["b:read", "a", "b"]}));
+        assert_eq!(f.required_string("name").as_deref(), Some("CRM"));
+        assert_eq!(f.integer("n"), Some(3));
+        assert_eq!(f.nullable_string("p"), Some(None));
+        assert_eq!(f.nullable_string("absent"), None);
+        assert_eq!(scopes::encode(&f.scopes("s").unwrap()), "a b");
+        assert!(f.finish().is_ok());
+    }
+
+    #[test]
+    fn fractions_and_huge_numbers_are_not_integers() {
+        let mut f = fields(json!({"a": 1.5, "b": 1e30}));
+        assert_eq!(f.integer("a"), None);
+        assert_eq!(f.integer("b"), None);
+        assert_eq!(details(f.finish().unwrap_err()).len(), 2);
+    }
+}

@@ -1,0 +1,118 @@
+//! The HTTP transport: warp filters per resource, combined here with one
+//! `recover` that turns every rejection into the contract's JSON errors, the
+//! security headers, and one log line per request.
+
+mod accounts;
+mod auth;
+mod body;
+mod domains;
+mod query;
+mod reply;
+mod settings;
+mod tokens;
+mod web;
+mod workspaces;
+
+use std::convert::Infallible;
+
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderMap, HeaderValue, header};
+use warp::reject::{
+    InvalidHeader, InvalidQuery, LengthRequired, MethodNotAllowed, MissingHeader, PayloadTooLarge,
+};
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::StoreError;
+
+pub use body::MAX_BODY_BYTES;
+
+/// Hands the shared state to a handler.
+fn with(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// Every route of the server.
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let api = warp::path("api").and(warp::path("v1")).and(
+        tokens::routes(state.clone())
+            .or(domains::routes(state.clone()))
+            .unify()
+            .or(accounts::routes(state.clone()))
+            .unify()
+            .or(workspaces::routes(state.clone()))
+            .unify()
+            .or(settings::routes(state.clone()))
+            .unify(),
+    );
+    api.or(web::routes(state))
+        .unify()
+        .recover(recover)
+        .unify()
+        .with(warp::reply::with::headers(security_headers()))
+        .with(warp::log::custom(|info| {
+            // Path only: the query string and headers (Authorization, cookies)
+            // are never logged.
+            tracing::info!(
+                target: "tokenward::http",
+                method = %info.method(),
+                path = info.path(),
+                status = info.status().as_u16(),
+                latency_us = u64::try_from(info.elapsed().as_micros()).unwrap_or(u64::MAX),
+            );
+        }))
+        .map(warp::Reply::into_response)
+        .boxed()
+}
+
+fn security_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
+             form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    headers
+}
+
+/// Every rejection, ours or warp's, as the JSON error envelope.
+async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    if let Some(err) = rejection.find::<ApiError>() {
+        return Ok(reply::error(err));
+    }
+    if let Some(err) = rejection.find::<StoreError>() {
+        return Ok(reply::error(&ApiError::from(err.clone())));
+    }
+    let err = if rejection.is_not_found() {
+        ApiError::NotFound
+    } else if rejection.find::<PayloadTooLarge>().is_some() {
+        ApiError::PayloadTooLarge
+    } else if let Some(invalid) = rejection.find::<InvalidHeader>() {
+        ApiError::BadRequest(format!("the {} header is malformed", invalid.name()))
+    } else if let Some(missing) = rejection.find::<MissingHeader>() {
+        ApiError::BadRequest(format!("the {} header is missing", missing.name()))
+    } else if rejection.find::<InvalidQuery>().is_some() {
+        ApiError::BadRequest("the query string is malformed".into())
+    } else if rejection.find::<LengthRequired>().is_some() {
+        ApiError::BadRequest("send a Content-Length header".into())
+    } else if rejection.find::<MethodNotAllowed>().is_some() {
+        ApiError::MethodNotAllowed
+    } else {
+        ApiError::Internal(format!("unhandled rejection: {rejection:?}"))
+    };
+    Ok(reply::error(&err))
+}

@@ -1,0 +1,496 @@
+//! API tokens (§4 "API tokens", §5): create, list, read, edit, revoke,
+//! reset with grace, the calling token itself, and verify for other
+//! services.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::auth;
+use super::body::{self, Fields};
+use super::query::{Query, query};
+use super::{reply, with};
+use crate::auth::caller::Caller;
+use crate::auth::presented_token::{Inspection, inspect};
+use crate::core::expiry::{self, ExpiryRequest};
+use crate::core::ids::Id;
+use crate::core::model::{AccountRef, Token, TokenGrant, TokenState, Workspace, name_base};
+use crate::core::ratelimit::retry_after_seconds;
+use crate::core::scopes::{self, Access, Scope};
+use crate::core::settings::Settings;
+use crate::core::time::Timestamp;
+use crate::core::token_format::{self, Prefix, Secret};
+use crate::core::validate;
+use crate::core::verdict::{Verdict, effective_scopes};
+use crate::error::ApiError;
+use crate::state::{AppState, lock};
+use crate::store::{NewToken, TokenEdit, TokenName, TokenQuery};
+use crate::usage::UsageLog;
+
+type TokenId = Id<Token>;
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    // Verify first: it is the hot path, and warp tries routes in order.
+    verify(state.clone())
+        .or(token_self(state.clone()))
+        .unify()
+        .or(create(state.clone()))
+        .unify()
+        .or(list(state.clone()))
+        .unify()
+        .or(get(state.clone()))
+        .unify()
+        .or(update(state.clone()))
+        .unify()
+        .or(revoke(state.clone()))
+        .unify()
+        .or(reset(state))
+        .unify()
+        .boxed()
+}
+
+/// POST /api/v1/tokens/verify
+fn verify(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("tokens" / "verify")
+        .and(warp::post())
+        .and(auth::client_ip(state.clone()))
+        .and(body::json())
+        .and(with(state))
+        .and_then(handle_verify)
+}
+
+/// GET /api/v1/tokens/self
+fn token_self(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("tokens" / "self")
+        .and(warp::get())
+        .and(auth::caller(state.clone()))
+        .and(with(state))
+        .and_then(handle_self)
+}
+
+/// POST /api/v1/tokens
+fn create(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("tokens")
+        .and(warp::post())
+        .and(auth::caller(state.clone()))
+        .and(body::json())
+        .and(with(state))
+        .and_then(handle_create)
+}
+
+/// GET /api/v1/tokens
+fn list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("tokens")
+        .and(warp::get())
+        .and(auth::caller(state.clone()))
+        .and(query())
+        .and(with(state))
+        .and_then(handle_list)
+}
+
+/// GET /api/v1/tokens/{id}
+fn get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("tokens" / TokenId)
+        .and(warp::get())
+        .and(auth::caller(state.clone()))
+        .and(with(state))
+        .and_then(handle_get)
+}
+
+/// PATCH /api/v1/tokens/{id}
+fn update(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("tokens" / TokenId)
+        .and(warp::patch())
+        .and(auth::caller(state.clone()))
+        .and(body::json())
+        .and(with(state))
+        .and_then(handle_update)
+}
+
+/// DELETE /api/v1/tokens/{id}
+fn revoke(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("tokens" / TokenId)
+        .and(warp::delete())
+        .and(auth::caller(state.clone()))
+        .and(with(state))
+        .and_then(handle_revoke)
+}
+
+/// POST /api/v1/tokens/{id}/reset
+fn reset(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("tokens" / TokenId / "reset")
+        .and(warp::post())
+        .and(auth::caller(state.clone()))
+        .and(body::optional_json())
+        .and(with(state))
+        .and_then(handle_reset)
+}
+
+/// The token object of §4; `token` (the secret) only right after create or
+/// reset.
+#[derive(Serialize)]
+pub struct TokenView {
+    id: TokenId,
+    number: i64,
+    name: String,
+    token_hint: String,
+    scopes: Vec<Scope>,
+    workspace_id: Id<Workspace>,
+    created_by: AccountRef,
+    created_at: Timestamp,
+    expires_at: Option<Timestamp>,
+    last_used_at: Option<Timestamp>,
+    last_used_ip: Option<String>,
+    revoked_at: Option<Timestamp>,
+    replaced_by: Option<TokenId>,
+    state: TokenState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+impl TokenView {
+    /// The token as stored, with any use not yet flushed.
+    pub fn new(mut token: Token, usage: &UsageLog, now: Timestamp) -> TokenView {
+        usage.overlay(&mut token);
+        TokenView {
+            state: token.state(now),
+            id: token.id,
+            number: token.number,
+            name: token.name,
+            token_hint: token.hint,
+            scopes: token.scopes,
+            workspace_id: token.workspace_id,
+            created_by: token.created_by,
+            created_at: token.created_at,
+            expires_at: token.expires_at,
+            last_used_at: token.last_used_at,
+            last_used_ip: token.last_used_ip,
+            revoked_at: token.revoked_at,
+            replaced_by: token.replaced_by,
+            token: None,
+        }
+    }
+
+    pub fn with_secret(mut self, secret: &Secret) -> TokenView {
+        self.token = Some(secret.expose().to_owned());
+        self
+    }
+
+    fn with_scopes(mut self, scopes: Vec<Scope>) -> TokenView {
+        self.scopes = scopes;
+        self
+    }
+}
+
+/// The prefix new tokens of the workspace get: its own, else the instance's.
+pub async fn prefix_for(
+    state: &AppState,
+    workspace: Id<Workspace>,
+    settings: &Settings,
+) -> Result<Prefix, ApiError> {
+    let own = state
+        .store
+        .workspace(workspace)
+        .await?
+        .and_then(|w| w.token_prefix);
+    let text = own.unwrap_or_else(|| settings.token_prefix.clone());
+    Prefix::parse(&text).ok_or_else(|| {
+        ApiError::internal("token prefix", format!("stored prefix {text:?} is invalid"))
+    })
+}
+
+pub fn new_secret(prefix: &Prefix) -> Result<Secret, ApiError> {
+    token_format::generate(prefix).map_err(|e| ApiError::internal("generating a token", e))
+}
+
+/// A token the caller may manage, or `404` (another member's token is not
+/// there for a member, §9).
+async fn manageable(state: &AppState, caller: &Caller, id: TokenId) -> Result<Token, ApiError> {
+    state
+        .store
+        .token(caller.workspace_id, id)
+        .await?
+        .filter(|token| caller.may_manage(token))
+        .ok_or(ApiError::NotFound)
+}
+
+#[derive(Serialize)]
+struct Verification {
+    valid: bool,
+    code: &'static str,
+    token: Option<TokenView>,
+}
+
+async fn handle_verify(
+    ip: Option<IpAddr>,
+    mut fields: Fields,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    if let Some(ip) = ip
+        && let Some(wait) = lock(&state.verify_failures).retry_after(&ip, Instant::now())
+    {
+        return Err(ApiError::RateLimited {
+            retry_after: retry_after_seconds(wait),
+        }
+        .into());
+    }
+    let presented = fields.required_string("token");
+    let wanted = fields.scopes("scopes").unwrap_or_default();
+    fields.finish()?;
+    let presented = presented.unwrap_or_default();
+
+    let now = Timestamp::now();
+    let view = |grant: &Arc<TokenGrant>| {
+        TokenView::new(grant.token.clone(), &state.usage, now).with_scopes(effective_scopes(grant))
+    };
+    let (code, token) = match inspect(state.store.as_ref(), &presented, now).await? {
+        Inspection::Malformed => ("MALFORMED", None),
+        Inspection::NotFound => ("NOT_FOUND", None),
+        Inspection::Found(grant, verdict) => {
+            let code = match verdict {
+                Verdict::Valid(effective)
+                    if wanted.iter().all(|w| scopes::holds(&effective, w)) =>
+                {
+                    state.usage.record(grant.token.id, now, ip);
+                    "VALID"
+                }
+                Verdict::Valid(_) => "INSUFFICIENT_SCOPE",
+                Verdict::Expired => "EXPIRED",
+                Verdict::Revoked => "REVOKED",
+                Verdict::Disabled => "DISABLED",
+            };
+            (code, Some(view(&grant)))
+        }
+    };
+    let valid = code == "VALID";
+    if !valid && let Some(ip) = ip {
+        lock(&state.verify_failures).record_failure(ip, Instant::now());
+    }
+    Ok(reply::ok(&Verification { valid, code, token }))
+}
+
+async fn handle_self(caller: Caller, state: AppState) -> Result<Response, Rejection> {
+    let Some(token) = caller.token() else {
+        return Err(ApiError::Forbidden(
+            "GET /tokens/self describes the calling API token; a session has none".into(),
+        )
+        .into());
+    };
+    Ok(reply::ok(&TokenView::new(
+        token.clone(),
+        &state.usage,
+        Timestamp::now(),
+    )))
+}
+
+fn name_field(fields: &mut Fields, required: bool) -> Option<String> {
+    let name = if required {
+        fields.required_string("name")
+    } else {
+        fields.string("name")
+    };
+    name.and_then(|n| fields.check("name", validate::display_name(&n)))
+}
+
+fn scopes_field(fields: &mut Fields, required: bool) -> Option<Vec<Scope>> {
+    let scopes = if required {
+        fields.required_scopes("scopes")
+    } else {
+        fields.scopes("scopes")
+    };
+    match scopes {
+        Some(list) if list.is_empty() => {
+            fields.problem("scopes", "must name at least one scope");
+            None
+        }
+        other => other,
+    }
+}
+
+async fn handle_create(
+    caller: Caller,
+    mut fields: Fields,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    caller.require_token_management(Access::Full)?;
+    let name = name_field(&mut fields, true);
+    let scopes = scopes_field(&mut fields, true);
+    let expires_in = fields.integer("expires_in");
+    let expires_at = fields.string("expires_at").and_then(|text| {
+        fields.check(
+            "expires_at",
+            Timestamp::parse_rfc3339(&text)
+                .ok_or("must be an RFC 3339 date-time such as 2026-03-25T14:00:00Z"),
+        )
+    });
+    let never_expires = fields.boolean("never_expires").unwrap_or(false);
+    fields.finish()?;
+    let (Some(name), Some(scopes)) = (name, scopes) else {
+        return Err(ApiError::internal("token create", "fields passed without values").into());
+    };
+
+    caller.ensure_can_grant(&scopes)?;
+    let now = Timestamp::now();
+    let settings = state.store.settings().await?;
+    let request = ExpiryRequest {
+        expires_in,
+        expires_at,
+        never_expires,
+    };
+    let expires_at =
+        expiry::resolve(request, &settings, now, caller.ceiling()).map_err(ApiError::from)?;
+    let secret = new_secret(&prefix_for(&state, caller.workspace_id, &settings).await?)?;
+    let token = state
+        .store
+        .create_token(NewToken {
+            id: Id::new(),
+            workspace_id: caller.workspace_id,
+            owner: caller.account.clone(),
+            name: TokenName::Given(name),
+            hash: secret.hash(),
+            hint: secret.hint(),
+            scopes,
+            created_at: now,
+            expires_at,
+        })
+        .await?;
+    Ok(reply::created(
+        &TokenView::new(token, &state.usage, now).with_secret(&secret),
+    ))
+}
+
+async fn handle_list(caller: Caller, query: Query, state: AppState) -> Result<Response, Rejection> {
+    caller.require_token_management(Access::Read)?;
+    let paging = query.paging()?;
+    let filter = match query.get("state").unwrap_or("all") {
+        "all" => None,
+        other => match TokenState::parse(other) {
+            Some(state) => Some(state),
+            None => {
+                return Err(ApiError::invalid_field(
+                    "state",
+                    "must be active, expired, revoked or all",
+                )
+                .into());
+            }
+        },
+    };
+    let now = Timestamp::now();
+    let page = state
+        .store
+        .list_tokens(TokenQuery {
+            workspace_id: caller.workspace_id,
+            owner: (!caller.is_admin()).then_some(caller.account.id),
+            state: filter,
+            now,
+            page: paging,
+        })
+        .await?;
+    let views: Vec<TokenView> = page
+        .items
+        .into_iter()
+        .map(|token| TokenView::new(token, &state.usage, now))
+        .collect();
+    Ok(reply::page(&views, paging, page.total))
+}
+
+async fn handle_get(id: TokenId, caller: Caller, state: AppState) -> Result<Response, Rejection> {
+    caller.require_token_management(Access::Read)?;
+    let token = manageable(&state, &caller, id).await?;
+    Ok(reply::ok(&TokenView::new(
+        token,
+        &state.usage,
+        Timestamp::now(),
+    )))
+}
+
+async fn handle_update(
+    id: TokenId,
+    caller: Caller,
+    mut fields: Fields,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    caller.require_token_management(Access::Full)?;
+    let name = name_field(&mut fields, false);
+    let scopes = scopes_field(&mut fields, false);
+    fields.finish()?;
+    manageable(&state, &caller, id).await?;
+    if let Some(scopes) = &scopes {
+        caller.ensure_can_grant(scopes)?;
+    }
+    let now = Timestamp::now();
+    let token = state
+        .store
+        .update_token(caller.workspace_id, id, TokenEdit { name, scopes }, now)
+        .await?;
+    Ok(reply::ok(&TokenView::new(token, &state.usage, now)))
+}
+
+async fn handle_revoke(
+    id: TokenId,
+    caller: Caller,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    caller.require_token_management(Access::Full)?;
+    manageable(&state, &caller, id).await?;
+    state
+        .store
+        .revoke_token(caller.workspace_id, id, Timestamp::now())
+        .await?;
+    Ok(reply::no_content())
+}
+
+async fn handle_reset(
+    id: TokenId,
+    caller: Caller,
+    mut fields: Fields,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    caller.require_token_management(Access::Full)?;
+    let grace = fields.integer("grace_seconds");
+    if let Some(grace) = grace {
+        let (lo, hi) = crate::core::settings::GRACE_RANGE;
+        if !(lo..=hi).contains(&grace) {
+            fields.problem("grace_seconds", format!("must be between {lo} and {hi}"));
+        }
+    }
+    fields.finish()?;
+    let old = manageable(&state, &caller, id).await?;
+    // A reset hands out a new token with the old one's scopes.
+    caller.ensure_can_grant(&old.scopes)?;
+    let now = Timestamp::now();
+    let settings = state.store.settings().await?;
+    let grace = grace.unwrap_or(settings.reset_grace_seconds);
+    let expires_at = expiry::for_reset(
+        old.created_at,
+        old.expires_at,
+        &settings,
+        now,
+        caller.ceiling(),
+    );
+    let secret = new_secret(&prefix_for(&state, old.workspace_id, &settings).await?)?;
+    let new = NewToken {
+        id: Id::new(),
+        workspace_id: old.workspace_id,
+        owner: old.created_by.clone(),
+        name: TokenName::Numbered(name_base(&old.name).to_owned()),
+        hash: secret.hash(),
+        hint: secret.hint(),
+        scopes: old.scopes.clone(),
+        created_at: now,
+        expires_at,
+    };
+    let old_expires_at = expiry::grace_end(old.expires_at, now, grace);
+    let token = state
+        .store
+        .rotate_token(old.id, new, old_expires_at)
+        .await?;
+    Ok(reply::created(
+        &TokenView::new(token, &state.usage, now).with_secret(&secret),
+    ))
+}

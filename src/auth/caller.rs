@@ -1,0 +1,107 @@
+//! Who is calling, and what they may do.
+
+use std::sync::Arc;
+
+use crate::core::expiry::Ceiling;
+use crate::core::ids::Id;
+use crate::core::model::{
+    Account, AccountRef, Membership, Role, Session, Token, TokenGrant, Workspace,
+};
+use crate::core::scopes::{self, Access, Resource, Scope};
+use crate::error::ApiError;
+
+/// A signed-in account, for endpoints that need a session rather than an
+/// API token (account, workspace and settings management).
+#[derive(Clone, Debug)]
+pub struct SessionCaller {
+    pub account: Account,
+    pub session_id: Id<Session>,
+    pub via_cookie: bool,
+}
+
+#[derive(Clone, Debug)]
+pub enum Credential {
+    Session(Id<Session>),
+    /// An API token acting as its owner, narrowed to its effective scopes.
+    Token {
+        grant: Arc<TokenGrant>,
+        effective: Vec<Scope>,
+    },
+}
+
+/// A caller acting in one workspace: a session, or an API token.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub account: AccountRef,
+    pub workspace_id: Id<Workspace>,
+    pub membership: Membership,
+    pub credential: Credential,
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.membership.role == Role::Admin
+    }
+
+    /// The calling token, if an API token is calling.
+    pub fn token(&self) -> Option<&Token> {
+        match &self.credential {
+            Credential::Token { grant, .. } => Some(&grant.token),
+            Credential::Session(_) => None,
+        }
+    }
+
+    /// Whether the caller holds `needed`: a session through the member's
+    /// grants, a token through its effective scopes.
+    pub fn holds(&self, needed: &Scope) -> bool {
+        match &self.credential {
+            Credential::Session(_) => self.membership.grants().holds(needed),
+            Credential::Token { effective, .. } => scopes::holds(effective, needed),
+        }
+    }
+
+    pub fn require(&self, needed: Scope) -> Result<(), ApiError> {
+        if self.holds(&needed) {
+            Ok(())
+        } else {
+            Err(ApiError::InsufficientScope {
+                needed: needed.to_string(),
+            })
+        }
+    }
+
+    /// Token management: a session manages its own tokens with no grant; an
+    /// API token needs `tokens` (or `tokens:read` to read).
+    pub fn require_token_management(&self, access: Access) -> Result<(), ApiError> {
+        match self.credential {
+            Credential::Session(_) => Ok(()),
+            Credential::Token { .. } => self.require(Scope {
+                resource: Resource::Tokens,
+                access,
+            }),
+        }
+    }
+
+    /// Admins manage every token of the workspace, members their own.
+    pub fn may_manage(&self, token: &Token) -> bool {
+        self.is_admin() || token.created_by.id == self.account.id
+    }
+
+    /// No escalation: every scope handed out must be held by the caller.
+    pub fn ensure_can_grant(&self, wanted: &[Scope]) -> Result<(), ApiError> {
+        match wanted.iter().find(|scope| !self.holds(scope)) {
+            None => Ok(()),
+            Some(scope) => Err(ApiError::Forbidden(format!(
+                "you cannot hand out {scope}: you do not hold it yourself"
+            ))),
+        }
+    }
+
+    /// The latest expiry this caller may give a token it creates.
+    pub fn ceiling(&self) -> Ceiling {
+        match self.token() {
+            Some(token) => Ceiling::Creator(token.expires_at),
+            None => Ceiling::Unbounded,
+        }
+    }
+}

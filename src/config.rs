@@ -1,0 +1,72 @@
+//! The command line (§8). Every flag also reads a `TOKENWARD_…` variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tokenward",
+    version,
+    about = "A self-hosted API token server: scoped, expiring, revocable tokens in one binary and one SQLite file."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Administration from the command line.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArg {
+    /// The SQLite database file; it and its folder are created on first start.
+    #[arg(long, env = "TOKENWARD_DB", default_value = "./tokenward.db")]
+    pub db: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Anything but loopback makes the first sign-up
+    /// need the setup code printed at start.
+    #[arg(long, env = "TOKENWARD_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// Seconds between sweeps (purge of old tokens and sessions); last-used
+    /// times are flushed at least every 60 seconds regardless.
+    #[arg(long, env = "TOKENWARD_SWEEP_INTERVAL", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub sweep_interval: u64,
+
+    /// Failed verifications allowed per client address per minute (0: no limit).
+    #[arg(long, env = "TOKENWARD_VERIFY_FAIL_LIMIT", default_value_t = 120)]
+    pub verify_fail_limit: usize,
+
+    /// Trust the last X-Forwarded-For entry as the client address (set this
+    /// only behind a reverse proxy that sets it).
+    #[arg(long, env = "TOKENWARD_TRUST_PROXY")]
+    pub trust_proxy: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an account, reading its password as one line from standard
+    /// input. The first account of an instance is its admin.
+    CreateAccount {
+        /// The new account's email address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}

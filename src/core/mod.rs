@@ -1,0 +1,13 @@
+//! Pure domain logic: no database, no HTTP. Everything here is unit-tested
+//! directly.
+
+pub mod expiry;
+pub mod ids;
+pub mod model;
+pub mod ratelimit;
+pub mod scopes;
+pub mod settings;
+pub mod time;
+pub mod token_format;
+pub mod validate;
+pub mod verdict;

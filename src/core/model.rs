@@ -1,0 +1,216 @@
+//! The things tokenward keeps, as plain data shared by the store and the API.
+
+use serde::Serialize;
+
+use super::ids::Id;
+use super::scopes::{Grants, Scope};
+use super::time::Timestamp;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Account {
+    pub id: Id<Account>,
+    pub email: String,
+    pub instance_admin: bool,
+    #[serde(skip)]
+    pub disabled: bool,
+    pub created_at: Timestamp,
+}
+
+impl Account {
+    pub fn reference(&self) -> AccountRef {
+        AccountRef {
+            id: self.id,
+            email: self.email.clone(),
+        }
+    }
+}
+
+/// An account as other objects point at it: `{id, email}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AccountRef {
+    pub id: Id<Account>,
+    pub email: String,
+}
+
+/// A signed-in browser or client: the row behind a session JWT.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub id: Id<Session>,
+    pub account_id: Id<Account>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Workspace {
+    pub id: Id<Workspace>,
+    pub name: String,
+    pub token_prefix: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// An account's place in a workspace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub role: Role,
+    pub scopes: Vec<Scope>,
+}
+
+impl Membership {
+    pub fn grants(&self) -> Grants {
+        match self.role {
+            Role::Admin => Grants::All,
+            Role::Member => Grants::Only(self.scopes.clone()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Member {
+    pub account: AccountRef,
+    pub role: Role,
+    pub scopes: Vec<Scope>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CatalogEntry {
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Domain {
+    pub id: Id<Domain>,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenState {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl TokenState {
+    pub fn parse(text: &str) -> Option<TokenState> {
+        match text {
+            "active" => Some(TokenState::Active),
+            "expired" => Some(TokenState::Expired),
+            "revoked" => Some(TokenState::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// An API token as stored, without its secret.
+#[derive(Clone, Debug)]
+pub struct Token {
+    pub id: Id<Token>,
+    pub number: i64,
+    pub name: String,
+    pub hint: String,
+    pub scopes: Vec<Scope>,
+    pub workspace_id: Id<Workspace>,
+    pub created_by: AccountRef,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+    pub last_used_ip: Option<String>,
+    pub revoked_at: Option<Timestamp>,
+    pub replaced_by: Option<Id<Token>>,
+}
+
+impl Token {
+    /// Revocation wins over expiry: it was a deliberate act.
+    pub fn state(&self, now: Timestamp) -> TokenState {
+        if self.revoked_at.is_some() {
+            TokenState::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            TokenState::Expired
+        } else {
+            TokenState::Active
+        }
+    }
+}
+
+/// A token with its owner as they are now: what verification decides on.
+#[derive(Clone, Debug)]
+pub struct TokenGrant {
+    pub token: Token,
+    pub owner_disabled: bool,
+    /// `None` when the owner is no longer a member of the token's workspace.
+    pub owner_membership: Option<Membership>,
+}
+
+impl TokenGrant {
+    /// The owner's current grants, or `None` when the owner cannot act.
+    pub fn owner_grants(&self) -> Option<Grants> {
+        if self.owner_disabled {
+            return None;
+        }
+        self.owner_membership.as_ref().map(Membership::grants)
+    }
+}
+
+/// The fixed suffix of generated token names: `"example.com token 1234"`.
+pub fn numbered_name(base: &str, number: i64) -> String {
+    format!("{base} token {number}")
+}
+
+/// A name without a trailing `" token <digits>"`, so that a reset token is
+/// renamed with its own number (§5).
+pub fn name_base(name: &str) -> &str {
+    let trimmed = name.trim_end_matches(|c: char| c.is_ascii_digit());
+    if trimmed.len() < name.len()
+        && let Some(base) = trimmed.strip_suffix(" token ")
+    {
+        return base;
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_names_take_the_new_number() {
+        assert_eq!(name_base("example.com token 1234"), "example.com");
+        assert_eq!(
+            numbered_name(name_base("example.com token 1234"), 4231),
+            "example.com token 4231"
+        );
+        assert_eq!(name_base("CRM"), "CRM");
+        assert_eq!(name_base("CRM token"), "CRM token");
+        assert_eq!(name_base("CRM token x1"), "CRM token x1");
+        assert_eq!(name_base("build 42"), "build 42");
+        assert_eq!(name_base("token 7"), "token 7");
+        assert_eq!(name_base(" token 7"), "");
+    }
+}

@@ -1,0 +1,134 @@
+//! tokenward: a self-hosted API token server.
+//!
+//! Module map:
+//! - [`core`]: pure domain logic (token format, scope grammar, expiry
+//!   policy, settings rules, validation), no IO.
+//! - [`store`]: the storage door ([`store::Store`]) and its SQLite
+//!   implementation with numbered migrations.
+//! - [`auth`]: passwords (argon2id), session JWTs, presented API tokens,
+//!   callers.
+//! - [`api`]: the HTTP transport, warp filters per resource.
+//! - [`usage`]: last-used times, batched in memory.
+//! - [`sweeper`]: the background task that flushes and purges.
+//! - [`config`], [`admin`]: the command line.
+
+pub mod admin;
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod core;
+pub mod error;
+pub mod random;
+pub mod state;
+pub mod store;
+pub mod sweeper;
+pub mod usage;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+
+use crate::auth::jwt::SessionKey;
+use crate::auth::password::Passwords;
+use crate::state::{AppState, Options};
+use crate::store::{SqliteStore, Store};
+
+/// How long open connections may take to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub db: PathBuf,
+    pub sweep_interval: Duration,
+    pub verify_fail_limit: usize,
+    pub trust_proxy: bool,
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains connections
+/// and flushes last-used times. Binding is the caller's job, so tests can
+/// listen on port 0.
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let address = listener
+        .local_addr()
+        .context("while reading the listening address")?;
+    let db = config.db.clone();
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&db))
+        .await
+        .context("while opening the database")??;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let key = store
+        .signing_key()
+        .await
+        .context("while loading the session signing key")?;
+    let session_key = SessionKey::new(&key)?;
+
+    let setup_code = if address.ip().is_loopback() || store.has_accounts().await? {
+        None
+    } else {
+        let code = random::string_from(b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789", 16)?;
+        let code = format!(
+            "{}-{}-{}-{}",
+            &code[..4],
+            &code[4..8],
+            &code[8..12],
+            &code[12..]
+        );
+        tracing::warn!(
+            "no account exists yet and this server is reachable from other machines: \
+             the first sign-up must give the setup code {code}"
+        );
+        Some(code)
+    };
+
+    let state = AppState::new(
+        store,
+        session_key,
+        Options {
+            verify_fail_limit: config.verify_fail_limit,
+            password_concurrency: Passwords::default_concurrency(),
+            setup_code,
+            trust_proxy: config.trust_proxy,
+        },
+    );
+    let (stop_sweeper, sweeper_stopped) = watch::channel(false);
+    let sweeper = tokio::spawn(sweeper::run(
+        state.clone(),
+        config.sweep_interval,
+        sweeper_stopped,
+    ));
+
+    tracing::info!(db = %config.db.display(), "tokenward listening on http://{address}");
+    println!("tokenward listening on http://{address}");
+
+    let (signalled, signal_seen) = oneshot::channel::<()>();
+    let graceful = async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing open requests");
+        let _ = signalled.send(());
+    };
+    let server = warp::serve(api::routes(state.clone()))
+        .incoming(listener)
+        .graceful(graceful)
+        .run();
+    tokio::select! {
+        () = server => {}
+        () = async {
+            let _ = signal_seen.await;
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } => tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them"),
+    }
+
+    let _ = stop_sweeper.send(true);
+    sweeper.await.context("while stopping the sweeper")?;
+    tracing::info!("stopped");
+    Ok(())
+}

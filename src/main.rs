@@ -1,0 +1,110 @@
+//! The `tokenward` executable: parses the command line, starts logging,
+//! binds the listener and hands over to the library.
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tokenward::config::{AdminCommand, Cli, Command, ServeArgs};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter =
+        EnvFilter::try_from_env("TOKENWARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Admin(AdminCommand::CreateAccount { email, db }) => {
+                create_account(&email, &db.db).await
+            }
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (set --addr or TOKENWARD_ADDR)",
+                args.addr
+            )
+        })?;
+    let config = tokenward::ServerConfig {
+        db: args.db.db,
+        sweep_interval: Duration::from_secs(args.sweep_interval),
+        verify_fail_limit: args.verify_fail_limit,
+        trust_proxy: args.trust_proxy,
+    };
+    tokenward::run(listener, config, shutdown_signal()).await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+async fn create_account(email: &str, db: &std::path::Path) -> anyhow::Result<()> {
+    if std::io::stdin().is_terminal() {
+        eprintln!("Password for {email} (one line):");
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .context("while reading the password from standard input")?;
+    let password = password.trim_end_matches(['\n', '\r']).to_owned();
+    let account = tokenward::admin::create_account(db, email, password).await?;
+    let role = if account.instance_admin {
+        " (instance admin)"
+    } else {
+        ""
+    };
+    println!("created account {} {}{role}", account.email, account.id);
+    Ok(())
+}

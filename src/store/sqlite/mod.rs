@@ -1,0 +1,504 @@
+//! The SQLite implementation of the storage door: one file, WAL mode,
+//! `synchronous=FULL`, an r2d2 pool, and every call off the async runtime.
+
+mod accounts;
+mod cache;
+mod domains;
+pub mod migrations;
+mod settings;
+mod tokens;
+mod workspaces;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ErrorCode, ToSql, Transaction, TransactionBehavior};
+
+use super::{
+    DomainUsage, NewAccount, NewToken, Page, PurgeReport, Result, Store, StoreError, TokenEdit,
+    TokenQuery, TokenUse,
+};
+use crate::core::ids::Id;
+use crate::core::model::{
+    Account, CatalogEntry, Domain, Member, Membership, Role, Session, Token, TokenGrant, Workspace,
+};
+use crate::core::scopes::Scope;
+use crate::core::settings::{Settings, SettingsPatch};
+use crate::core::time::Timestamp;
+use crate::core::token_format::TokenHash;
+use cache::GrantCache;
+pub use migrations::MigrationError;
+
+/// How long a statement waits for another writer before giving up.
+const BUSY_TIMEOUT_MS: u32 = 5000;
+/// Tokens deleted per purge transaction.
+const PURGE_BATCH: u32 = 1000;
+/// Verified tokens kept in memory (about 1 KiB each).
+const GRANT_CACHE_CAPACITY: usize = 50_000;
+
+type Pool = r2d2::Pool<SqliteConnectionManager>;
+
+pub struct SqliteStore {
+    pool: Pool,
+    grants: GrantCache,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the folder {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the database {path} could not be switched to WAL mode (it answered {mode:?}); is it on a network file system?"
+    )]
+    NoWal { path: String, mode: String },
+    #[error(transparent)]
+    Migration(#[from] MigrationError),
+    #[error("cannot open a connection pool on {path}: {source}")]
+    Pool { path: String, source: r2d2::Error },
+}
+
+/// Settings every pooled connection needs: these PRAGMAs are per
+/// connection, so they are applied each time the pool opens one.
+fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_millis(u64::from(BUSY_TIMEOUT_MS)))?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and its folder,
+    /// switches it to WAL and runs pending migrations.
+    pub fn open(path: &Path) -> std::result::Result<SqliteStore, OpenError> {
+        let shown = path.display().to_string();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| OpenError::Folder {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+        let open_err = |source| OpenError::Open {
+            path: shown.clone(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        configure(&mut conn).map_err(open_err)?;
+        // WAL is a property of the file: set once, it persists.
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(OpenError::NoWal { path: shown, mode });
+        }
+        migrations::apply(&mut conn)?;
+        drop(conn);
+
+        let manager = SqliteConnectionManager::file(path).with_init(configure);
+        let pool = r2d2::Pool::builder()
+            .max_size(8)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .test_on_check_out(false)
+            .build(manager)
+            .map_err(|source| OpenError::Pool {
+                path: shown.clone(),
+                source,
+            })?;
+        Ok(SqliteStore {
+            pool,
+            grants: GrantCache::new(GRANT_CACHE_CAPACITY),
+        })
+    }
+
+    /// Runs `f` on a pooled connection on the blocking thread pool.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool
+                .get()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
+    }
+
+    /// Runs `f` in a write transaction and commits it before returning, so
+    /// an acknowledged write is durable. `BEGIN IMMEDIATE` takes the write
+    /// lock up front: a deferred transaction that later upgrades can fail
+    /// with `SQLITE_BUSY` no matter the busy timeout.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
+    }
+
+    /// A write after which cached verification answers may be wrong.
+    async fn write_grants<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
+    {
+        let result = self.write(f).await;
+        self.grants.invalidate();
+        result
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                StoreError::Unavailable(err.to_string())
+            }
+            _ => StoreError::Internal(err.to_string()),
+        }
+    }
+}
+
+impl<T> ToSql for Id<T> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.to_string()))
+    }
+}
+
+impl<T> FromSql for Id<T> {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        Id::from_str(value.as_str()?).map_err(|_| FromSqlError::InvalidType)
+    }
+}
+
+impl ToSql for Timestamp {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.0))
+    }
+}
+
+impl FromSql for Timestamp {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value.as_i64().map(Timestamp)
+    }
+}
+
+impl ToSql for Role {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for Role {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        Role::parse(value.as_str()?).ok_or(FromSqlError::InvalidType)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn signing_key(&self) -> Result<Vec<u8>> {
+        self.write(settings::signing_key).await
+    }
+
+    async fn has_accounts(&self) -> Result<bool> {
+        self.read(accounts::has_accounts).await
+    }
+
+    async fn create_account(&self, new: NewAccount) -> Result<(Account, Workspace)> {
+        self.write(move |tx| accounts::create(tx, &new)).await
+    }
+
+    async fn account(&self, id: Id<Account>) -> Result<Option<Account>> {
+        self.read(move |conn| accounts::by_id(conn, id)).await
+    }
+
+    async fn credentials(&self, email: String) -> Result<Option<(Account, String)>> {
+        self.read(move |conn| accounts::credentials(conn, &email))
+            .await
+    }
+
+    async fn change_password(
+        &self,
+        id: Id<Account>,
+        hash: String,
+        keep: Id<Session>,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.write(move |tx| accounts::change_password(tx, id, &hash, keep, now))
+            .await
+    }
+
+    async fn create_session(&self, session: Session) -> Result<()> {
+        self.write(move |tx| accounts::create_session(tx, &session))
+            .await
+    }
+
+    async fn live_session(
+        &self,
+        id: Id<Session>,
+        now: Timestamp,
+    ) -> Result<Option<(Session, Account)>> {
+        self.read(move |conn| accounts::live_session(conn, id, now))
+            .await
+    }
+
+    async fn revoke_session(&self, id: Id<Session>, now: Timestamp) -> Result<()> {
+        self.write(move |tx| accounts::revoke_session(tx, id, now))
+            .await
+    }
+
+    async fn workspaces_of(&self, account: Id<Account>) -> Result<Vec<(Workspace, Role)>> {
+        self.read(move |conn| workspaces::of_account(conn, account))
+            .await
+    }
+
+    async fn workspace(&self, id: Id<Workspace>) -> Result<Option<Workspace>> {
+        self.read(move |conn| workspaces::by_id(conn, id)).await
+    }
+
+    async fn membership(
+        &self,
+        workspace: Id<Workspace>,
+        account: Id<Account>,
+    ) -> Result<Option<Membership>> {
+        self.read(move |conn| workspaces::membership(conn, workspace, account))
+            .await
+    }
+
+    async fn create_workspace(
+        &self,
+        owner: Id<Account>,
+        name: String,
+        token_prefix: Option<String>,
+        now: Timestamp,
+    ) -> Result<Workspace> {
+        self.write(move |tx| workspaces::create(tx, owner, &name, token_prefix.as_deref(), now))
+            .await
+    }
+
+    async fn update_workspace(
+        &self,
+        id: Id<Workspace>,
+        name: Option<String>,
+        token_prefix: Option<Option<String>>,
+    ) -> Result<Workspace> {
+        self.write(move |tx| workspaces::update(tx, id, name.as_deref(), token_prefix))
+            .await
+    }
+
+    async fn members(&self, workspace: Id<Workspace>) -> Result<Vec<Member>> {
+        self.read(move |conn| workspaces::members(conn, workspace))
+            .await
+    }
+
+    async fn add_member(
+        &self,
+        workspace: Id<Workspace>,
+        email: String,
+        membership: Membership,
+        now: Timestamp,
+    ) -> Result<Member> {
+        self.write_grants(move |tx| workspaces::add_member(tx, workspace, &email, &membership, now))
+            .await
+    }
+
+    async fn update_member(
+        &self,
+        workspace: Id<Workspace>,
+        account: Id<Account>,
+        role: Option<Role>,
+        scopes: Option<Vec<Scope>>,
+    ) -> Result<Member> {
+        self.write_grants(move |tx| workspaces::update_member(tx, workspace, account, role, scopes))
+            .await
+    }
+
+    async fn remove_member(&self, workspace: Id<Workspace>, account: Id<Account>) -> Result<()> {
+        self.write_grants(move |tx| workspaces::remove_member(tx, workspace, account))
+            .await
+    }
+
+    async fn catalog(&self, workspace: Id<Workspace>) -> Result<Vec<CatalogEntry>> {
+        self.read(move |conn| workspaces::catalog(conn, workspace))
+            .await
+    }
+
+    async fn put_catalog_entry(
+        &self,
+        workspace: Id<Workspace>,
+        entry: CatalogEntry,
+    ) -> Result<CatalogEntry> {
+        self.write(move |tx| workspaces::put_catalog_entry(tx, workspace, entry))
+            .await
+    }
+
+    async fn delete_catalog_entry(
+        &self,
+        workspace: Id<Workspace>,
+        name: String,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.write_grants(move |tx| workspaces::delete_catalog_entry(tx, workspace, &name, now))
+            .await
+    }
+
+    async fn settings(&self) -> Result<Settings> {
+        self.read(settings::get).await
+    }
+
+    async fn update_settings(&self, patch: SettingsPatch) -> Result<Settings> {
+        self.write(move |tx| settings::update(tx, &patch)).await
+    }
+
+    async fn create_token(&self, new: NewToken) -> Result<Token> {
+        self.write(move |tx| tokens::create(tx, &new)).await
+    }
+
+    async fn token(&self, workspace: Id<Workspace>, id: Id<Token>) -> Result<Option<Token>> {
+        self.read(move |conn| tokens::by_id(conn, workspace, id))
+            .await
+    }
+
+    async fn list_tokens(&self, query: TokenQuery) -> Result<Page<Token>> {
+        self.read(move |conn| tokens::list(conn, &query)).await
+    }
+
+    async fn update_token(
+        &self,
+        workspace: Id<Workspace>,
+        id: Id<Token>,
+        edit: TokenEdit,
+        now: Timestamp,
+    ) -> Result<Token> {
+        self.write_grants(move |tx| tokens::update(tx, workspace, id, edit, now))
+            .await
+    }
+
+    async fn revoke_token(
+        &self,
+        workspace: Id<Workspace>,
+        id: Id<Token>,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.write_grants(move |tx| tokens::revoke(tx, workspace, id, now))
+            .await
+    }
+
+    async fn rotate_token(
+        &self,
+        old: Id<Token>,
+        new: NewToken,
+        old_expires_at: Timestamp,
+    ) -> Result<Token> {
+        self.write_grants(move |tx| tokens::rotate(tx, old, &new, old_expires_at))
+            .await
+    }
+
+    async fn token_grant(&self, hash: TokenHash) -> Result<Option<Arc<TokenGrant>>> {
+        if let Some(hit) = self.grants.get(&hash) {
+            return Ok(Some(hit));
+        }
+        let generation = self.grants.generation();
+        let found = self
+            .read(move |conn| tokens::grant_by_hash(conn, &hash))
+            .await?;
+        let found = found.map(Arc::new);
+        if let Some(grant) = &found {
+            self.grants.insert(generation, hash, Arc::clone(grant));
+        }
+        Ok(found)
+    }
+
+    async fn record_token_uses(&self, uses: Vec<TokenUse>) -> Result<()> {
+        self.write(move |tx| tokens::record_uses(tx, &uses)).await
+    }
+
+    async fn purge(&self, now: Timestamp) -> Result<PurgeReport> {
+        let mut report = PurgeReport::default();
+        loop {
+            let deleted = self
+                .write(move |tx| tokens::purge_tokens(tx, now, PURGE_BATCH))
+                .await?;
+            report.tokens += deleted;
+            if deleted < u64::from(PURGE_BATCH) {
+                break;
+            }
+        }
+        if report.tokens > 0 {
+            self.grants.invalidate();
+        }
+        report.sessions = self
+            .write(move |tx| tokens::purge_sessions(tx, now))
+            .await?;
+        Ok(report)
+    }
+
+    async fn create_domain(
+        &self,
+        workspace: Id<Workspace>,
+        domain: Domain,
+        token: NewToken,
+    ) -> Result<Token> {
+        self.write(move |tx| domains::create(tx, workspace, &domain, &token))
+            .await
+    }
+
+    async fn domains(&self, workspace: Id<Workspace>, now: Timestamp) -> Result<Vec<DomainUsage>> {
+        self.read(move |conn| domains::list(conn, workspace, now))
+            .await
+    }
+
+    async fn domain(
+        &self,
+        workspace: Id<Workspace>,
+        id: Id<Domain>,
+        now: Timestamp,
+    ) -> Result<Option<DomainUsage>> {
+        self.read(move |conn| domains::by_id(conn, workspace, id, now))
+            .await
+    }
+
+    async fn delete_domain(
+        &self,
+        workspace: Id<Workspace>,
+        id: Id<Domain>,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.write_grants(move |tx| domains::delete(tx, workspace, id, now))
+            .await
+    }
+}

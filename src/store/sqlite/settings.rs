@@ -1,0 +1,67 @@
+//! Instance settings and the session signing key.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::core::settings::{Settings, SettingsPatch};
+use crate::random;
+use crate::store::{Result, StoreError};
+
+pub fn get(conn: &Connection) -> Result<Settings> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT default_ttl_seconds, max_ttl_seconds, allow_no_expiry, reset_grace_seconds,
+                purge_after_seconds, allow_signup, token_prefix
+         FROM settings WHERE id = 1",
+        )?
+        .query_row([], |row| {
+            Ok(Settings {
+                default_ttl_seconds: row.get(0)?,
+                max_ttl_seconds: row.get(1)?,
+                allow_no_expiry: row.get(2)?,
+                reset_grace_seconds: row.get(3)?,
+                purge_after_seconds: row.get(4)?,
+                allow_signup: row.get(5)?,
+                token_prefix: row.get(6)?,
+            })
+        })?)
+}
+
+pub fn update(tx: &Transaction, patch: &SettingsPatch) -> Result<Settings> {
+    let next = get(tx)?.apply(patch).map_err(StoreError::InvalidSettings)?;
+    tx.execute(
+        "UPDATE settings SET default_ttl_seconds = ?1, max_ttl_seconds = ?2, allow_no_expiry = ?3,
+             reset_grace_seconds = ?4, purge_after_seconds = ?5, allow_signup = ?6, token_prefix = ?7
+         WHERE id = 1",
+        params![
+            next.default_ttl_seconds,
+            next.max_ttl_seconds,
+            next.allow_no_expiry,
+            next.reset_grace_seconds,
+            next.purge_after_seconds,
+            next.allow_signup,
+            next.token_prefix
+        ],
+    )?;
+    Ok(next)
+}
+
+const SIGNING_KEY: &str = "session_signing_key";
+
+pub fn signing_key(tx: &Transaction) -> Result<Vec<u8>> {
+    let existing: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [SIGNING_KEY],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if let Some(key) = existing {
+        return Ok(key);
+    }
+    let key = random::bytes::<32>().map_err(|e| StoreError::Internal(e.to_string()))?;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+        params![SIGNING_KEY, key.as_slice()],
+    )?;
+    Ok(key.to_vec())
+}

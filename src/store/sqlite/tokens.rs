@@ -1,0 +1,336 @@
+//! API tokens: create, list, edit, revoke, rotate, the verify read, the
+//! batched last-used flush and the purge.
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, named_params, params};
+
+use super::workspaces::ensure_known;
+use crate::core::ids::Id;
+use crate::core::model::{
+    AccountRef, Membership, Role, Token, TokenGrant, TokenState, Workspace, numbered_name,
+};
+use crate::core::scopes::{self, Access, Scope};
+use crate::core::time::Timestamp;
+use crate::core::token_format::TokenHash;
+use crate::store::{
+    NewToken, Page, Result, StoreError, TokenEdit, TokenName, TokenQuery, TokenUse,
+};
+
+/// A token with its owner's email, as `token_from_row` reads it.
+const TOKEN_SELECT: &str = "SELECT t.id, t.number, t.name, t.hint, t.scopes, t.workspace_id,
+        a.id, a.email, t.created_at, t.expires_at, t.last_used_at, t.last_used_ip,
+        t.revoked_at, t.replaced_by, a.disabled_at IS NOT NULL
+     FROM tokens t JOIN accounts a ON a.id = t.owner_id";
+
+/// The verify read: the token, its owner, and the owner's membership of the
+/// token's workspace, through three primary-key or unique-index lookups.
+const GRANT_SELECT: &str = "SELECT t.id, t.number, t.name, t.hint, t.scopes, t.workspace_id,
+        a.id, a.email, t.created_at, t.expires_at, t.last_used_at, t.last_used_ip,
+        t.revoked_at, t.replaced_by, a.disabled_at IS NOT NULL, m.role, m.scopes
+     FROM tokens t
+     JOIN accounts a ON a.id = t.owner_id
+     LEFT JOIN members m ON m.workspace_id = t.workspace_id AND m.account_id = t.owner_id
+     WHERE t.secret_hash = ?1";
+
+fn token_from_row(row: &Row<'_>) -> rusqlite::Result<Token> {
+    Ok(Token {
+        id: row.get(0)?,
+        number: row.get(1)?,
+        name: row.get(2)?,
+        hint: row.get(3)?,
+        scopes: scopes::decode(&row.get::<_, String>(4)?),
+        workspace_id: row.get(5)?,
+        created_by: AccountRef {
+            id: row.get(6)?,
+            email: row.get(7)?,
+        },
+        created_at: row.get(8)?,
+        expires_at: row.get(9)?,
+        last_used_at: row.get(10)?,
+        last_used_ip: row.get(11)?,
+        revoked_at: row.get(12)?,
+        replaced_by: row.get(13)?,
+    })
+}
+
+/// Rows of the states a listing can ask for, as SQL over `t` and `:now`.
+const STATE_FILTER: &str = "(:state = 'all'
+    OR (:state = 'active' AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > :now))
+    OR (:state = 'expired' AND t.revoked_at IS NULL AND t.expires_at <= :now)
+    OR (:state = 'revoked' AND t.revoked_at IS NOT NULL))";
+
+pub fn create(tx: &Transaction, new: &NewToken) -> Result<Token> {
+    ensure_known(tx, new.workspace_id, &new.scopes)?;
+    let given = match &new.name {
+        TokenName::Given(name) => name.as_str(),
+        TokenName::Numbered(_) => "",
+    };
+    tx.prepare_cached(
+        "INSERT INTO tokens (id, workspace_id, owner_id, name, secret_hash, hint, scopes,
+                             created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        new.id,
+        new.workspace_id,
+        new.owner.id,
+        given,
+        new.hash.0.as_slice(),
+        new.hint,
+        scopes::encode(&new.scopes),
+        new.created_at,
+        new.expires_at,
+    ])?;
+    let number = tx.last_insert_rowid();
+    let name = match &new.name {
+        TokenName::Given(name) => name.clone(),
+        TokenName::Numbered(base) => {
+            let name = numbered_name(base, number);
+            tx.execute(
+                "UPDATE tokens SET name = ?2 WHERE number = ?1",
+                params![number, name],
+            )?;
+            name
+        }
+    };
+    Ok(Token {
+        id: new.id,
+        number,
+        name,
+        hint: new.hint.clone(),
+        scopes: new.scopes.clone(),
+        workspace_id: new.workspace_id,
+        created_by: new.owner.clone(),
+        created_at: new.created_at,
+        expires_at: new.expires_at,
+        last_used_at: None,
+        last_used_ip: None,
+        revoked_at: None,
+        replaced_by: None,
+    })
+}
+
+pub fn by_id(conn: &Connection, workspace: Id<Workspace>, id: Id<Token>) -> Result<Option<Token>> {
+    let sql = format!("{TOKEN_SELECT} WHERE t.id = ?1 AND t.workspace_id = ?2");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![id, workspace], token_from_row)
+        .optional()?)
+}
+
+fn existing(conn: &Connection, workspace: Id<Workspace>, id: Id<Token>) -> Result<Token> {
+    by_id(conn, workspace, id)?.ok_or(StoreError::NotFound)
+}
+
+fn state_name(state: Option<TokenState>) -> &'static str {
+    match state {
+        None => "all",
+        Some(TokenState::Active) => "active",
+        Some(TokenState::Expired) => "expired",
+        Some(TokenState::Revoked) => "revoked",
+    }
+}
+
+pub fn list(conn: &Connection, query: &TokenQuery) -> Result<Page<Token>> {
+    let filter = format!(
+        "t.workspace_id = :ws AND (:owner IS NULL OR t.owner_id = :owner) AND {STATE_FILTER}"
+    );
+    let owner = query.owner.map(|id| id.to_string());
+    let state = state_name(query.state);
+    let total: i64 = conn
+        .prepare_cached(&format!("SELECT COUNT(*) FROM tokens t WHERE {filter}"))?
+        .query_row(
+            named_params! {":ws": query.workspace_id, ":owner": owner, ":state": state, ":now": query.now},
+            |row| row.get(0),
+        )?;
+    let offset = i64::try_from(query.page.offset()).unwrap_or(i64::MAX);
+    let sql =
+        format!("{TOKEN_SELECT} WHERE {filter} ORDER BY t.number DESC LIMIT :limit OFFSET :offset");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(
+        named_params! {
+            ":ws": query.workspace_id,
+            ":owner": owner,
+            ":state": state,
+            ":now": query.now,
+            ":limit": query.page.per_page,
+            ":offset": offset,
+        },
+        token_from_row,
+    )?;
+    Ok(Page {
+        items: rows.collect::<rusqlite::Result<_>>()?,
+        total: u64::try_from(total).unwrap_or(0),
+    })
+}
+
+fn ensure_active(token: &Token, now: Timestamp) -> Result<()> {
+    match token.state(now) {
+        TokenState::Active => Ok(()),
+        state => Err(StoreError::TokenInactive(state)),
+    }
+}
+
+fn full_domains(scopes: &[Scope]) -> impl Iterator<Item = &str> {
+    scopes
+        .iter()
+        .filter(|s| s.access == Access::Full)
+        .filter_map(Scope::domain)
+}
+
+/// The last active token holding full `domain:<name>` keeps its domain
+/// usable, so it may not lose that scope (§4 "Domains").
+fn ensure_not_last_domain_token<'a>(
+    conn: &Connection,
+    token: &Token,
+    losing: impl Iterator<Item = &'a str>,
+    now: Timestamp,
+) -> Result<()> {
+    for domain in losing {
+        let needle = format!(" domain:{domain} ");
+        let others: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM tokens
+                 WHERE workspace_id = ?1 AND id <> ?2 AND revoked_at IS NULL
+                   AND (expires_at IS NULL OR expires_at > ?3)
+                   AND instr(' ' || scopes || ' ', ?4) > 0)",
+            )?
+            .query_row(params![token.workspace_id, token.id, now, needle], |row| {
+                row.get(0)
+            })?;
+        if !others {
+            return Err(StoreError::LastDomainToken(domain.to_owned()));
+        }
+    }
+    Ok(())
+}
+
+pub fn update(
+    tx: &Transaction,
+    workspace: Id<Workspace>,
+    id: Id<Token>,
+    edit: TokenEdit,
+    now: Timestamp,
+) -> Result<Token> {
+    let token = existing(tx, workspace, id)?;
+    ensure_active(&token, now)?;
+    if let Some(new_scopes) = &edit.scopes {
+        ensure_known(tx, workspace, new_scopes)?;
+        let keeps = |domain: &str| full_domains(new_scopes).any(|d| d == domain);
+        let losing: Vec<&str> = full_domains(&token.scopes).filter(|d| !keeps(d)).collect();
+        ensure_not_last_domain_token(tx, &token, losing.into_iter(), now)?;
+        tx.execute(
+            "UPDATE tokens SET scopes = ?2 WHERE id = ?1",
+            params![id, scopes::encode(new_scopes)],
+        )?;
+    }
+    if let Some(name) = &edit.name {
+        tx.execute(
+            "UPDATE tokens SET name = ?2 WHERE id = ?1",
+            params![id, name],
+        )?;
+    }
+    existing(tx, workspace, id)
+}
+
+pub fn revoke(
+    tx: &Transaction,
+    workspace: Id<Workspace>,
+    id: Id<Token>,
+    now: Timestamp,
+) -> Result<()> {
+    let token = existing(tx, workspace, id)?;
+    match token.state(now) {
+        TokenState::Revoked => return Ok(()),
+        TokenState::Active => {
+            ensure_not_last_domain_token(tx, &token, full_domains(&token.scopes), now)?
+        }
+        TokenState::Expired => {}
+    }
+    tx.execute(
+        "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
+    Ok(())
+}
+
+pub fn rotate(
+    tx: &Transaction,
+    old: Id<Token>,
+    new: &NewToken,
+    old_expires_at: Timestamp,
+) -> Result<Token> {
+    let now = new.created_at;
+    let current = existing(tx, new.workspace_id, old)?;
+    ensure_active(&current, now)?;
+    if current.replaced_by.is_some() {
+        return Err(StoreError::TokenReplaced);
+    }
+    let created = create(tx, new)?;
+    tx.execute(
+        "UPDATE tokens SET expires_at = ?2, replaced_by = ?3 WHERE id = ?1",
+        params![old, old_expires_at, created.id],
+    )?;
+    Ok(created)
+}
+
+pub fn grant_by_hash(conn: &Connection, hash: &TokenHash) -> Result<Option<TokenGrant>> {
+    Ok(conn
+        .prepare_cached(GRANT_SELECT)?
+        .query_row([hash.0.as_slice()], |row| {
+            let role: Option<Role> = row.get(15)?;
+            let owner_membership = match role {
+                Some(role) => Some(Membership {
+                    role,
+                    scopes: scopes::decode(&row.get::<_, String>(16)?),
+                }),
+                None => None,
+            };
+            Ok(TokenGrant {
+                token: token_from_row(row)?,
+                owner_disabled: row.get(14)?,
+                owner_membership,
+            })
+        })
+        .optional()?)
+}
+
+pub fn record_uses(tx: &Transaction, uses: &[TokenUse]) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "UPDATE tokens SET last_used_at = ?2, last_used_ip = ?3
+         WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?2)",
+    )?;
+    for usage in uses {
+        stmt.execute(params![usage.token_id, usage.at, usage.ip])?;
+    }
+    Ok(())
+}
+
+/// Deletes up to `batch` tokens expired or revoked more than
+/// `purge_after_seconds` ago; small batches keep the write lock short.
+pub fn purge_tokens(tx: &Transaction, now: Timestamp, batch: u32) -> Result<u64> {
+    let purge_after: i64 = tx.query_row(
+        "SELECT purge_after_seconds FROM settings WHERE id = 1",
+        [],
+        |row| row.get(0),
+    )?;
+    let cutoff = now.plus(-purge_after);
+    let deleted = tx
+        .prepare_cached(
+            "DELETE FROM tokens WHERE number IN (
+                 SELECT number FROM tokens WHERE expires_at IS NOT NULL AND expires_at <= ?1
+                 UNION
+                 SELECT number FROM tokens WHERE revoked_at IS NOT NULL AND revoked_at <= ?1
+                 LIMIT ?2)",
+        )?
+        .execute(params![cutoff, batch])?;
+    Ok(deleted as u64)
+}
+
+/// Deletes sessions that have expired or were revoked.
+pub fn purge_sessions(tx: &Transaction, now: Timestamp) -> Result<u64> {
+    let deleted = tx.execute(
+        "DELETE FROM sessions WHERE expires_at <= ?1 OR revoked_at IS NOT NULL",
+        [now],
+    )?;
+    Ok(deleted as u64)
+}

@@ -1,0 +1,345 @@
+//! Workspaces, their members and grants, and their scope catalogs.
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+
+use crate::core::ids::Id;
+use crate::core::model::{Account, AccountRef, CatalogEntry, Member, Membership, Role, Workspace};
+use crate::core::scopes::{self, Resource, Scope};
+use crate::core::time::Timestamp;
+use crate::store::{Result, StoreError};
+
+fn workspace_from_row(row: &Row<'_>) -> rusqlite::Result<Workspace> {
+    Ok(Workspace {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        token_prefix: row.get(2)?,
+        created_at: row.get(3)?,
+    })
+}
+
+pub fn of_account(conn: &Connection, account: Id<Account>) -> Result<Vec<(Workspace, Role)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT w.id, w.name, w.token_prefix, w.created_at, m.role
+         FROM members m JOIN workspaces w ON w.id = m.workspace_id
+         WHERE m.account_id = ?1
+         ORDER BY m.joined_at, w.created_at, w.id",
+    )?;
+    let rows = stmt.query_map([account], |row| Ok((workspace_from_row(row)?, row.get(4)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn by_id(conn: &Connection, id: Id<Workspace>) -> Result<Option<Workspace>> {
+    Ok(conn
+        .query_row(
+            "SELECT id, name, token_prefix, created_at FROM workspaces WHERE id = ?1",
+            [id],
+            workspace_from_row,
+        )
+        .optional()?)
+}
+
+pub fn membership(
+    conn: &Connection,
+    workspace: Id<Workspace>,
+    account: Id<Account>,
+) -> Result<Option<Membership>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT role, scopes FROM members WHERE workspace_id = ?1 AND account_id = ?2",
+        )?
+        .query_row(params![workspace, account], |row| {
+            Ok(Membership {
+                role: row.get(0)?,
+                scopes: scopes::decode(&row.get::<_, String>(1)?),
+            })
+        })
+        .optional()?)
+}
+
+pub fn create(
+    tx: &Transaction,
+    owner: Id<Account>,
+    name: &str,
+    token_prefix: Option<&str>,
+    now: Timestamp,
+) -> Result<Workspace> {
+    let workspace = Workspace {
+        id: Id::new(),
+        name: name.to_owned(),
+        token_prefix: token_prefix.map(str::to_owned),
+        created_at: now,
+    };
+    tx.execute(
+        "INSERT INTO workspaces (id, name, token_prefix, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![workspace.id, workspace.name, workspace.token_prefix, now],
+    )?;
+    tx.execute(
+        "INSERT INTO members (workspace_id, account_id, role, scopes, joined_at)
+         VALUES (?1, ?2, 'admin', '', ?3)",
+        params![workspace.id, owner, now],
+    )?;
+    Ok(workspace)
+}
+
+pub fn update(
+    tx: &Transaction,
+    id: Id<Workspace>,
+    name: Option<&str>,
+    token_prefix: Option<Option<String>>,
+) -> Result<Workspace> {
+    if let Some(name) = name {
+        tx.execute(
+            "UPDATE workspaces SET name = ?2 WHERE id = ?1",
+            params![id, name],
+        )?;
+    }
+    if let Some(prefix) = token_prefix {
+        tx.execute(
+            "UPDATE workspaces SET token_prefix = ?2 WHERE id = ?1",
+            params![id, prefix],
+        )?;
+    }
+    by_id(tx, id)?.ok_or(StoreError::NotFound)
+}
+
+fn member_from_row(row: &Row<'_>) -> rusqlite::Result<Member> {
+    Ok(Member {
+        account: AccountRef {
+            id: row.get(0)?,
+            email: row.get(1)?,
+        },
+        role: row.get(2)?,
+        scopes: scopes::decode(&row.get::<_, String>(3)?),
+    })
+}
+
+const MEMBER_SELECT: &str = "SELECT a.id, a.email, m.role, m.scopes
+     FROM members m JOIN accounts a ON a.id = m.account_id";
+
+pub fn members(conn: &Connection, workspace: Id<Workspace>) -> Result<Vec<Member>> {
+    let sql = format!("{MEMBER_SELECT} WHERE m.workspace_id = ?1 ORDER BY m.joined_at, a.email");
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([workspace], member_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn member(conn: &Connection, workspace: Id<Workspace>, account: Id<Account>) -> Result<Member> {
+    let sql = format!("{MEMBER_SELECT} WHERE m.workspace_id = ?1 AND m.account_id = ?2");
+    conn.query_row(&sql, params![workspace, account], member_from_row)
+        .optional()?
+        .ok_or(StoreError::NotFound)
+}
+
+/// Every scope must name something that exists in this workspace: a catalog
+/// entry, a domain, or a built-in.
+pub(super) fn ensure_known(
+    conn: &Connection,
+    workspace: Id<Workspace>,
+    wanted: &[Scope],
+) -> Result<()> {
+    for scope in wanted {
+        let known = match &scope.resource {
+            Resource::Tokens | Resource::Domains => true,
+            Resource::Catalog(name) => conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM scope_catalog WHERE workspace_id = ?1 AND name = ?2)",
+                )?
+                .query_row(params![workspace, name], |row| row.get(0))?,
+            Resource::Domain(name) => conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM domains WHERE workspace_id = ?1 AND name = ?2)",
+                )?
+                .query_row(params![workspace, name], |row| row.get(0))?,
+        };
+        if !known {
+            return Err(StoreError::UnknownScope(scope.to_string()));
+        }
+    }
+    Ok(())
+}
+
+fn admin_count(conn: &Connection, workspace: Id<Workspace>) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM members WHERE workspace_id = ?1 AND role = 'admin'",
+        [workspace],
+        |row| row.get(0),
+    )?)
+}
+
+pub fn add_member(
+    tx: &Transaction,
+    workspace: Id<Workspace>,
+    email: &str,
+    membership: &Membership,
+    now: Timestamp,
+) -> Result<Member> {
+    let account: Id<Account> = tx
+        .query_row("SELECT id FROM accounts WHERE email = ?1", [email], |row| {
+            row.get(0)
+        })
+        .optional()?
+        .ok_or(StoreError::NoSuchAccount)?;
+    let exists: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM members WHERE workspace_id = ?1 AND account_id = ?2)",
+        params![workspace, account],
+        |row| row.get(0),
+    )?;
+    if exists {
+        return Err(StoreError::AlreadyMember);
+    }
+    ensure_known(tx, workspace, &membership.scopes)?;
+    tx.execute(
+        "INSERT INTO members (workspace_id, account_id, role, scopes, joined_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            workspace,
+            account,
+            membership.role,
+            scopes::encode(&membership.scopes),
+            now
+        ],
+    )?;
+    member(tx, workspace, account)
+}
+
+pub fn update_member(
+    tx: &Transaction,
+    workspace: Id<Workspace>,
+    account: Id<Account>,
+    role: Option<Role>,
+    new_scopes: Option<Vec<Scope>>,
+) -> Result<Member> {
+    let current = member(tx, workspace, account)?;
+    if let Some(role) = role {
+        if current.role == Role::Admin && role != Role::Admin && admin_count(tx, workspace)? <= 1 {
+            return Err(StoreError::LastAdmin);
+        }
+        tx.execute(
+            "UPDATE members SET role = ?3 WHERE workspace_id = ?1 AND account_id = ?2",
+            params![workspace, account, role],
+        )?;
+    }
+    if let Some(new_scopes) = new_scopes {
+        ensure_known(tx, workspace, &new_scopes)?;
+        tx.execute(
+            "UPDATE members SET scopes = ?3 WHERE workspace_id = ?1 AND account_id = ?2",
+            params![workspace, account, scopes::encode(&new_scopes)],
+        )?;
+    }
+    member(tx, workspace, account)
+}
+
+pub fn remove_member(
+    tx: &Transaction,
+    workspace: Id<Workspace>,
+    account: Id<Account>,
+) -> Result<()> {
+    let current = member(tx, workspace, account)?;
+    if current.role == Role::Admin && admin_count(tx, workspace)? <= 1 {
+        return Err(StoreError::LastAdmin);
+    }
+    tx.execute(
+        "DELETE FROM members WHERE workspace_id = ?1 AND account_id = ?2",
+        params![workspace, account],
+    )?;
+    Ok(())
+}
+
+pub fn catalog(conn: &Connection, workspace: Id<Workspace>) -> Result<Vec<CatalogEntry>> {
+    let mut stmt = conn.prepare(
+        "SELECT name, description FROM scope_catalog WHERE workspace_id = ?1 ORDER BY name",
+    )?;
+    let rows = stmt.query_map([workspace], |row| {
+        Ok(CatalogEntry {
+            name: row.get(0)?,
+            description: row.get(1)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn put_catalog_entry(
+    tx: &Transaction,
+    workspace: Id<Workspace>,
+    entry: CatalogEntry,
+) -> Result<CatalogEntry> {
+    tx.execute(
+        "INSERT INTO scope_catalog (workspace_id, name, description) VALUES (?1, ?2, ?3)
+         ON CONFLICT (workspace_id, name) DO UPDATE SET description = excluded.description",
+        params![workspace, entry.name, entry.description],
+    )?;
+    Ok(entry)
+}
+
+pub fn delete_catalog_entry(
+    tx: &Transaction,
+    workspace: Id<Workspace>,
+    name: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let deleted = tx.execute(
+        "DELETE FROM scope_catalog WHERE workspace_id = ?1 AND name = ?2",
+        params![workspace, name],
+    )?;
+    if deleted == 0 {
+        return Err(StoreError::NotFound);
+    }
+    strip_resource(tx, workspace, &Resource::Catalog(name.to_owned()), now)
+}
+
+/// Removes every scope on `resource` from the workspace's tokens and grants.
+/// A token left with no scope can do nothing, so it is revoked.
+pub(super) fn strip_resource(
+    tx: &Transaction,
+    workspace: Id<Workspace>,
+    resource: &Resource,
+    now: Timestamp,
+) -> Result<()> {
+    let keep = |text: &str| -> Option<Vec<Scope>> {
+        let held = scopes::decode(text);
+        let kept: Vec<Scope> = held
+            .iter()
+            .filter(|s| &s.resource != resource)
+            .cloned()
+            .collect();
+        (kept.len() != held.len()).then_some(kept)
+    };
+
+    let mut tokens = Vec::new();
+    {
+        let mut stmt = tx.prepare("SELECT number, scopes FROM tokens WHERE workspace_id = ?1")?;
+        let mut rows = stmt.query([workspace])?;
+        while let Some(row) = rows.next()? {
+            if let Some(kept) = keep(&row.get::<_, String>(1)?) {
+                tokens.push((row.get::<_, i64>(0)?, kept));
+            }
+        }
+    }
+    for (number, kept) in tokens {
+        tx.execute(
+            "UPDATE tokens SET scopes = ?2,
+                 revoked_at = CASE WHEN ?2 = '' THEN COALESCE(revoked_at, ?3) ELSE revoked_at END
+             WHERE number = ?1",
+            params![number, scopes::encode(&kept), now],
+        )?;
+    }
+
+    let mut grants = Vec::new();
+    {
+        let mut stmt =
+            tx.prepare("SELECT account_id, scopes FROM members WHERE workspace_id = ?1")?;
+        let mut rows = stmt.query([workspace])?;
+        while let Some(row) = rows.next()? {
+            if let Some(kept) = keep(&row.get::<_, String>(1)?) {
+                grants.push((row.get::<_, Id<Account>>(0)?, kept));
+            }
+        }
+    }
+    for (account, kept) in grants {
+        tx.execute(
+            "UPDATE members SET scopes = ?3 WHERE workspace_id = ?1 AND account_id = ?2",
+            params![workspace, account, scopes::encode(&kept)],
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! The background sweeper (§6): flushes last-used data, deletes tokens
+//! expired or revoked more than `purge_after_seconds` ago and dead
+//! sessions, and logs what it removed. It runs on its own task, and every
+//! database call goes to the blocking pool, so requests never wait on it.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::core::time::Timestamp;
+use crate::state::{AppState, lock};
+
+/// `last_used` reaches the database at least this often.
+pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Runs until `stop` changes, then flushes one last time.
+pub async fn run(state: AppState, interval: Duration, mut stop: watch::Receiver<bool>) {
+    let tick = interval.min(MAX_FLUSH_INTERVAL);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_purge = Instant::now();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => break,
+        }
+        flush(&state).await;
+        if last_purge.elapsed() + Duration::from_millis(50) >= interval {
+            last_purge = Instant::now();
+            sweep(&state).await;
+        }
+    }
+    flush(&state).await;
+}
+
+/// Writes pending last-used data; on failure it stays queued.
+pub async fn flush(state: &AppState) {
+    match state.usage.flush(state.store.as_ref()).await {
+        Ok(0) => {}
+        Ok(count) => tracing::debug!(tokens = count, "flushed last-used times"),
+        Err(err) => {
+            tracing::warn!(%err, pending = state.usage.pending(), "could not flush last-used times; will retry")
+        }
+    }
+}
+
+async fn sweep(state: &AppState) {
+    match state.store.purge(Timestamp::now()).await {
+        Ok(report) if report.tokens + report.sessions > 0 => tracing::info!(
+            tokens = report.tokens,
+            sessions = report.sessions,
+            "sweeper removed expired and revoked tokens and dead sessions"
+        ),
+        Ok(_) => tracing::debug!("sweeper found nothing to remove"),
+        Err(err) => tracing::warn!(%err, "sweeper could not purge"),
+    }
+    let now = Instant::now();
+    {
+        let mut login = lock(&state.login_failures);
+        login.by_email.prune(now);
+        login.by_ip.prune(now);
+    }
+    lock(&state.verify_failures).prune(now);
+}

@@ -1,0 +1,79 @@
+//! When and from where each token was last used, kept in memory and written
+//! in batches: verifying a token never writes to the database.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::core::ids::Id;
+use crate::core::model::Token;
+use crate::core::time::Timestamp;
+use crate::store::{Store, StoreError, TokenUse};
+
+/// The latest use of each token since the last flush.
+type Pending = HashMap<Id<Token>, (Timestamp, Option<IpAddr>)>;
+
+#[derive(Default)]
+pub struct UsageLog {
+    pending: Mutex<Pending>,
+}
+
+impl UsageLog {
+    // Never held across an `.await`; see the grant cache for the same choice.
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn record(&self, token: Id<Token>, at: Timestamp, ip: Option<IpAddr>) {
+        let mut pending = self.lock();
+        let entry = pending.entry(token).or_insert((at, ip));
+        if at >= entry.0 {
+            *entry = (at, ip);
+        }
+    }
+
+    /// Shows a use not yet flushed, so that lists are current.
+    pub fn overlay(&self, token: &mut Token) {
+        let pending = self.lock().get(&token.id).copied();
+        if let Some((at, ip)) = pending
+            && token.last_used_at.is_none_or(|stored| stored <= at)
+        {
+            token.last_used_at = Some(at);
+            token.last_used_ip = ip.map(|ip| ip.to_string());
+        }
+    }
+
+    pub fn pending(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Writes every pending use in one transaction. On failure the uses go
+    /// back into the log for the next attempt.
+    pub async fn flush(&self, store: &dyn Store) -> Result<usize, StoreError> {
+        let batch: Vec<TokenUse> = self
+            .lock()
+            .drain()
+            .map(|(token_id, (at, ip))| TokenUse {
+                token_id,
+                at,
+                ip: ip.map(|ip| ip.to_string()),
+            })
+            .collect();
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let count = batch.len();
+        match store.record_token_uses(batch.clone()).await {
+            Ok(()) => Ok(count),
+            Err(err) => {
+                for usage in batch {
+                    let ip = usage.ip.and_then(|ip| ip.parse().ok());
+                    self.record(usage.token_id, usage.at, ip);
+                }
+                Err(err)
+            }
+        }
+    }
+}
