@@ -31,6 +31,26 @@ fn first_account_is_instance_admin_with_a_personal_workspace() {
 }
 
 #[test]
+fn the_instance_tells_a_sign_in_page_what_it_needs() {
+    let server = Server::start();
+    let fresh = server.get("/api/v1/instance").send().data(200);
+    assert_eq!(fresh["needs_first_account"], true);
+    assert_eq!(
+        fresh["setup_code_required"], false,
+        "loopback needs no code"
+    );
+    assert_eq!(fresh["allow_signup"], false);
+    admin_with_open_signup(&server);
+    let later = server.get("/api/v1/instance").send().data(200);
+    assert_eq!(later["needs_first_account"], false);
+    assert_eq!(later["allow_signup"], true);
+
+    let exposed = Server::start_on("0.0.0.0:0", &[]);
+    let info = exposed.get("/api/v1/instance").send().data(200);
+    assert_eq!(info["setup_code_required"], true);
+}
+
+#[test]
 fn sign_up_is_closed_until_the_admin_opens_it() {
     let server = Server::start();
     let admin = sign_up(&server, "admin@example.com");

@@ -1,6 +1,7 @@
 //! Instance settings (§4 "Instance settings"): any session reads them, the
-//! instance admin changes them.
+//! instance admin changes them. Plus the public facts a sign-in page needs.
 
+use serde::Serialize;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -11,10 +12,43 @@ use super::{reply, with};
 use crate::auth::caller::SessionCaller;
 use crate::core::settings::SettingsPatch;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, lock};
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    get(state.clone()).or(update(state)).unify().boxed()
+    get(state.clone())
+        .or(update(state.clone()))
+        .unify()
+        .or(instance(state))
+        .unify()
+        .boxed()
+}
+
+/// What anyone may know before signing in: whether the instance still needs
+/// its first account (and the setup code for it), and whether sign-up is
+/// open.
+#[derive(Serialize)]
+struct Instance {
+    version: &'static str,
+    needs_first_account: bool,
+    setup_code_required: bool,
+    allow_signup: bool,
+}
+
+/// GET /api/v1/instance
+fn instance(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("instance")
+        .and(warp::get())
+        .and(with(state))
+        .and_then(|state: AppState| async move {
+            let needs_first_account = !state.store.has_accounts().await?;
+            let allow_signup = state.store.settings().await?.allow_signup;
+            Ok::<_, Rejection>(reply::ok(&Instance {
+                version: env!("CARGO_PKG_VERSION"),
+                needs_first_account,
+                setup_code_required: needs_first_account && lock(&state.setup_code).is_some(),
+                allow_signup,
+            }))
+        })
 }
 
 /// GET /api/v1/settings
