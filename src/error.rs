@@ -181,14 +181,15 @@ impl From<ExpiryError> for ApiError {
             ExpiryError::Conflict(field, problem) | ExpiryError::Invalid(field, problem) => {
                 ApiError::invalid_field(field, problem)
             }
-            ExpiryError::TooLong { max_ttl_seconds } => ApiError::Unprocessable {
+            ExpiryError::TooLong {
+                field,
+                max_ttl_seconds,
+            } => ApiError::Unprocessable {
                 code: "expiry_too_long",
-                message: format!(
-                    "tokens may live at most {max_ttl_seconds} seconds on this server"
-                ),
+                message: format!("tokens may live at most {max_ttl_seconds} seconds on this server"),
                 details: Details::from([(
-                    "expires_in".to_owned(),
-                    format!("must be at most {max_ttl_seconds} seconds"),
+                    field.to_owned(),
+                    format!("must be at most {max_ttl_seconds} seconds from now"),
                 )]),
             },
             ExpiryError::NoExpiryNotAllowed => ApiError::Unprocessable {

@@ -41,7 +41,9 @@ pub enum ExpiryError {
     Conflict(&'static str, &'static str),
     /// The named field is out of range; the text says how.
     Invalid(&'static str, &'static str),
+    /// The named field asks for more than the instance allows.
     TooLong {
+        field: &'static str,
         max_ttl_seconds: i64,
     },
     NoExpiryNotAllowed,
@@ -92,6 +94,7 @@ pub fn resolve(
         }
         (Some(seconds), _) if seconds > settings.max_ttl_seconds => {
             return Err(ExpiryError::TooLong {
+                field: "expires_in",
                 max_ttl_seconds: settings.max_ttl_seconds,
             });
         }
@@ -101,6 +104,7 @@ pub fn resolve(
         }
         (None, Some(at)) if at.seconds_since(now) > settings.max_ttl_seconds => {
             return Err(ExpiryError::TooLong {
+                field: "expires_at",
                 max_ttl_seconds: settings.max_ttl_seconds,
             });
         }
@@ -197,6 +201,7 @@ mod tests {
         assert_eq!(
             long,
             Err(ExpiryError::TooLong {
+                field: "expires_in",
                 max_ttl_seconds: 2_592_000
             })
         );
@@ -206,7 +211,13 @@ mod tests {
             NOW,
             Ceiling::Unbounded,
         );
-        assert!(matches!(at, Err(ExpiryError::TooLong { .. })));
+        assert!(matches!(
+            at,
+            Err(ExpiryError::TooLong {
+                field: "expires_at",
+                ..
+            })
+        ));
         let huge = resolve(
             ask(Some(i64::MAX), None, false),
             &settings(),
