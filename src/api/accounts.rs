@@ -301,9 +301,11 @@ async fn handle_sign_out(session: SessionCaller, state: AppState) -> Result<Resp
         .revoke_session(session.session_id, Timestamp::now())
         .await?;
     let mut response = reply::no_content();
-    let expired = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    if let Ok(value) = HeaderValue::from_str(&expired) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
+    if session.via_cookie {
+        let expired = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+        if let Ok(value) = HeaderValue::from_str(&expired) {
+            response.headers_mut().insert(header::SET_COOKIE, value);
+        }
     }
     Ok(response)
 }

@@ -22,7 +22,7 @@ pub fn of_account(conn: &Connection, account: Id<Account>) -> Result<Vec<(Worksp
         "SELECT w.id, w.name, w.token_prefix, w.created_at, m.role
          FROM members m JOIN workspaces w ON w.id = m.workspace_id
          WHERE m.account_id = ?1
-         ORDER BY m.joined_at, w.created_at, w.id",
+         ORDER BY m.joined_at, m.rowid",
     )?;
     let rows = stmt.query_map([account], |row| Ok((workspace_from_row(row)?, row.get(4)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -117,7 +117,7 @@ const MEMBER_SELECT: &str = "SELECT a.id, a.email, m.role, m.scopes
      FROM members m JOIN accounts a ON a.id = m.account_id";
 
 pub fn members(conn: &Connection, workspace: Id<Workspace>) -> Result<Vec<Member>> {
-    let sql = format!("{MEMBER_SELECT} WHERE m.workspace_id = ?1 ORDER BY m.joined_at, a.email");
+    let sql = format!("{MEMBER_SELECT} WHERE m.workspace_id = ?1 ORDER BY m.joined_at, m.rowid");
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map([workspace], member_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
