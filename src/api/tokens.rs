@@ -3,7 +3,6 @@
 //! services.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -19,7 +18,7 @@ use crate::auth::caller::Caller;
 use crate::auth::presented_token::{Inspection, inspect};
 use crate::core::expiry::{self, ExpiryRequest};
 use crate::core::ids::Id;
-use crate::core::model::{AccountRef, Token, TokenGrant, TokenState, Workspace, name_base};
+use crate::core::model::{AccountRef, Token, TokenState, Workspace, name_base};
 use crate::core::ratelimit::retry_after_seconds;
 use crate::core::scopes::{self, Access, Scope};
 use crate::core::settings::Settings;
@@ -245,26 +244,25 @@ async fn handle_verify(
     let presented = presented.unwrap_or_default();
 
     let now = Timestamp::now();
-    let view = |grant: &Arc<TokenGrant>| {
-        TokenView::new(grant.token.clone(), &state.usage, now).with_scopes(effective_scopes(grant))
-    };
     let (code, token) = match inspect(state.store.as_ref(), &presented, now).await? {
         Inspection::Malformed => ("MALFORMED", None),
         Inspection::NotFound => ("NOT_FOUND", None),
         Inspection::Found(grant, verdict) => {
-            let code = match verdict {
+            let (code, effective) = match verdict {
                 Verdict::Valid(effective)
                     if wanted.iter().all(|w| scopes::holds(&effective, w)) =>
                 {
                     state.usage.record(grant.token.id, now, ip);
-                    "VALID"
+                    ("VALID", effective)
                 }
-                Verdict::Valid(_) => "INSUFFICIENT_SCOPE",
-                Verdict::Expired => "EXPIRED",
-                Verdict::Revoked => "REVOKED",
-                Verdict::Disabled => "DISABLED",
+                Verdict::Valid(effective) => ("INSUFFICIENT_SCOPE", effective),
+                Verdict::Expired => ("EXPIRED", effective_scopes(&grant)),
+                Verdict::Revoked => ("REVOKED", effective_scopes(&grant)),
+                Verdict::Disabled => ("DISABLED", Vec::new()),
             };
-            (code, Some(view(&grant)))
+            let view =
+                TokenView::new(grant.token.clone(), &state.usage, now).with_scopes(effective);
+            (code, Some(view))
         }
     };
     let valid = code == "VALID";

@@ -3,6 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, named_params, params};
 
+use super::settings;
 use super::workspaces::ensure_known;
 use crate::core::ids::Id;
 use crate::core::model::{
@@ -308,12 +309,7 @@ pub fn record_uses(tx: &Transaction, uses: &[TokenUse]) -> Result<()> {
 /// Deletes up to `batch` tokens expired or revoked more than
 /// `purge_after_seconds` ago; small batches keep the write lock short.
 pub fn purge_tokens(tx: &Transaction, now: Timestamp, batch: u32) -> Result<u64> {
-    let purge_after: i64 = tx.query_row(
-        "SELECT purge_after_seconds FROM settings WHERE id = 1",
-        [],
-        |row| row.get(0),
-    )?;
-    let cutoff = now.plus(-purge_after);
+    let cutoff = now.plus(-settings::get(tx)?.purge_after_seconds);
     let deleted = tx
         .prepare_cached(
             "DELETE FROM tokens WHERE number IN (
