@@ -94,7 +94,7 @@ pub async fn run(
         session_key,
         Options {
             verify_fail_limit: config.verify_fail_limit,
-            password_concurrency: Passwords::default_concurrency(),
+            password_workers: Passwords::default_workers(),
             setup_code,
             trust_proxy: config.trust_proxy,
         },

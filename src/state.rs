@@ -41,7 +41,7 @@ pub struct LoginFailures {
 
 pub struct Options {
     pub verify_fail_limit: usize,
-    pub password_concurrency: usize,
+    pub password_workers: usize,
     pub setup_code: Option<String>,
     pub trust_proxy: bool,
 }
@@ -50,7 +50,7 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, session_key: SessionKey, options: Options) -> Self {
         AppState(Arc::new(Shared {
             store,
-            passwords: Passwords::new(options.password_concurrency),
+            passwords: Passwords::new(options.password_workers),
             session_key,
             usage: UsageLog::default(),
             login_failures: Mutex::new(LoginFailures {
