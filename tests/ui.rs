@@ -1,0 +1,1093 @@
+//! The web UI end to end: the real server, a real headless Chromium driven
+//! over WebDriver (chromedriver), and the API checked over plain HTTP
+//! beside it. Each test starts its own server (fresh database), its own
+//! chromedriver and its own browser, and saves screenshots under
+//! `target/ui-screenshots/`.
+//!
+//! Without Chromium and chromedriver these tests say they were skipped and
+//! pass, except under `CI=true`, where a missing browser fails the run.
+
+mod common;
+
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{
+    PASSWORD, Server, TempDir, Value, add_catalog_scope, admin_with_open_signup, create_token,
+    json, sign_up, verify,
+};
+use fantoccini::elements::Element;
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// How long any one thing may take to appear in the page.
+const WAIT: Duration = Duration::from_secs(20);
+const ADMIN_EMAIL: &str = "admin@example.com";
+
+fn screenshot_dir() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/ui-screenshots"
+    ))
+}
+
+/// Chromium and chromedriver, where Debian's packages put them (or on PATH).
+struct BrowserPaths {
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+}
+
+fn find_program(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in names {
+        let fixed = Path::new("/usr/bin").join(name);
+        if fixed.is_file() {
+            return Some(fixed);
+        }
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    None
+}
+
+/// The browser, or `None` after saying plainly why the test is skipped.
+/// Under `CI=true` a missing browser is a failure.
+fn browser_or_skip(test: &str) -> Option<BrowserPaths> {
+    let chromium = find_program(&["chromium", "chromium-browser"]);
+    let chromedriver = find_program(&["chromedriver"]);
+    match (chromium, chromedriver) {
+        (Some(chromium), Some(chromedriver)) => Some(BrowserPaths {
+            chromium,
+            chromedriver,
+        }),
+        (chromium, chromedriver) => {
+            let missing: Vec<&str> = [
+                chromium.is_none().then_some("chromium"),
+                chromedriver.is_none().then_some("chromedriver"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let why = format!(
+                "{} not found (install the Debian packages chromium and chromium-driver)",
+                missing.join(" and ")
+            );
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{test}: the browser tests need a browser under CI: {why}");
+            }
+            // Straight to stderr, past the test harness's capture, so that
+            // a skip is seen in every run.
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "SKIPPED {test}: browser test not run: {why}"
+            );
+            None
+        }
+    }
+}
+
+/// A running chromedriver in its own process group. Dropping it kills the
+/// group: chromedriver and every browser process it started, even when a
+/// test panics half way.
+struct Driver {
+    child: Child,
+    port: u16,
+    profile: TempDir,
+    chromium: PathBuf,
+}
+
+impl Driver {
+    fn start(paths: &BrowserPaths) -> Driver {
+        let profile = TempDir::new();
+        let port = free_port();
+        let log = std::fs::File::create(profile.path().join("chromedriver.log")).unwrap();
+        let child = Command::new(&paths.chromedriver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("chromedriver starts");
+        let driver = Driver {
+            child,
+            port,
+            profile,
+            chromium: paths.chromium.clone(),
+        };
+        let deadline = Instant::now() + WAIT;
+        while !driver.ready() {
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not answer on port {port}; log:\n{}",
+                driver.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        driver
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.profile.path().join("chromedriver.log")).unwrap_or_default()
+    }
+
+    /// `GET /status` says `"ready": true`.
+    fn ready(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let request = format!(
+            "GET /status HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            self.port
+        );
+        if stream.write_all(request.as_bytes()).is_err() {
+            return false;
+        }
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer.contains("\"ready\":true")
+    }
+
+    /// A new browser session: desktop 1280×900, or a phone of 390×844.
+    async fn session(&self, viewport: Viewport) -> Client {
+        let profile = self.profile.path().join(format!("profile-{}", free_port()));
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--disable-extensions".to_owned(),
+            "--window-size=1280,900".to_owned(),
+            format!("--user-data-dir={}", profile.display()),
+        ];
+        let mut options = json!({
+            "binary": self.chromium.to_string_lossy(),
+        });
+        if let Viewport::PhoneDark = viewport {
+            args.push("--force-dark-mode".to_owned());
+            args.push("--blink-settings=preferredColorScheme=0".to_owned());
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 2.0, "touch": true},
+            });
+        }
+        options["args"] = json!(args);
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("browserName".into(), json!("chrome"));
+        capabilities.insert("goog:chromeOptions".into(), options);
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .unwrap_or_else(|err| {
+                panic!(
+                    "no browser session: {err}; chromedriver log:\n{}",
+                    self.log()
+                )
+            })
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[derive(Clone, Copy)]
+enum Viewport {
+    Desktop,
+    /// 390×844, touch, dark colour scheme.
+    PhoneDark,
+}
+
+/// One test's browser, its server and where its screenshots go.
+#[derive(Clone)]
+struct Ui {
+    client: Client,
+    server: Arc<Server>,
+    test: &'static str,
+}
+
+/// Runs `flow` in a fresh browser against `server`. On failure it saves a
+/// screenshot of the page as it was, then fails the test with the panic.
+fn run_ui<F, Fut>(
+    paths: BrowserPaths,
+    test: &'static str,
+    viewport: Viewport,
+    server: Server,
+    flow: F,
+) where
+    F: FnOnce(Ui) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let driver = Driver::start(&paths);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    runtime.block_on(async {
+        let client = driver.session(viewport).await;
+        let ui = Ui {
+            client: client.clone(),
+            server: Arc::new(server),
+            test,
+        };
+        let outcome = tokio::spawn(flow(ui.clone())).await;
+        if outcome.is_err() {
+            ui.screenshot("failure").await;
+        }
+        let _ = client.close().await;
+        if let Err(err) = outcome {
+            if err.is_panic() {
+                std::panic::resume_unwind(err.into_panic());
+            }
+            panic!("{test}: {err}");
+        }
+    });
+    eprintln!("{test}: browser flow took {:?}", started.elapsed());
+}
+
+impl Ui {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.addr)
+    }
+
+    async fn goto(&self, path: &str) {
+        self.client.goto(&self.url(path)).await.unwrap();
+    }
+
+    async fn screenshot(&self, label: &str) {
+        let Ok(png) = self.client.screenshot().await else {
+            return;
+        };
+        let dir = screenshot_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{}-{label}.png", self.test)), png).unwrap();
+    }
+
+    /// Waits until `css` matches an element and returns it.
+    async fn find(&self, css: &str) -> Element {
+        self.client
+            .wait()
+            .at_most(WAIT)
+            .every(Duration::from_millis(50))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|err| panic!("{css} did not appear: {err}"))
+    }
+
+    /// Runs `script` (a function body returning a value) with `args`.
+    async fn js(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client
+            .execute(script, args)
+            .await
+            .unwrap_or_else(|err| panic!("script failed: {err}\n{script}"))
+    }
+
+    /// Polls `script` (returning a boolean) until it is true.
+    async fn until(&self, what: &str, script: &str, args: Vec<Value>) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if self.js(script, args.clone()).await == Value::Bool(true) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the element `css` is shown and its text contains `text`;
+    /// returns the whole text.
+    async fn text_contains(&self, css: &str, text: &str) -> String {
+        self.until(
+            &format!("{css} to show {text:?}"),
+            "const el = document.querySelector(arguments[0]);
+             return !!el && el.offsetParent !== null && el.innerText.includes(arguments[1]);",
+            vec![json!(css), json!(text)],
+        )
+        .await;
+        self.find(css).await.text().await.unwrap()
+    }
+
+    async fn gone(&self, css: &str) {
+        self.until(
+            &format!("{css} to go away"),
+            "return document.querySelector(arguments[0]) === null;",
+            vec![json!(css)],
+        )
+        .await;
+    }
+
+    async fn click(&self, css: &str) {
+        self.find(css).await.click().await.unwrap();
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let input = self.find(css).await;
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+
+    /// The screen whose `<h1>` reads `title`.
+    async fn page(&self, title: &str) {
+        self.until(
+            &format!("the page {title:?}"),
+            "const h = document.querySelector('main h1');
+             return !!h && h.textContent.trim() === arguments[0]
+                 && !document.querySelector('main .loading');",
+            vec![json!(title)],
+        )
+        .await;
+    }
+
+    async fn nav(&self, section: &str, title: &str) {
+        self.click(&format!("[data-testid=nav-{section}]")).await;
+        self.page(title).await;
+    }
+
+    fn token_row(name: &str) -> String {
+        format!("[data-testid=token-row][data-token-name=\"{name}\"]")
+    }
+
+    /// Opens a list row's three-dot menu and picks `action`.
+    async fn row_action(&self, row: &str, action: &str) {
+        self.click(&format!("{row} [data-testid=row-menu]")).await;
+        self.click(&format!("{row} [data-action={action}]")).await;
+    }
+
+    /// Reads the secret from the reveal panel, closes the panel, and checks
+    /// that the secret was forgotten: not in the page, not in storage, not
+    /// in the URL.
+    async fn take_secret(&self, screenshot: &str) -> String {
+        let secret = self.find("[data-testid=reveal-secret]").await;
+        let secret = secret.text().await.unwrap();
+        assert!(secret.len() > 20, "revealed secret looks wrong: {secret:?}");
+        let warning = self.find("[data-testid=reveal-warning]").await;
+        assert!(
+            warning
+                .text()
+                .await
+                .unwrap()
+                .contains("will not be shown again"),
+            "the reveal panel warns that the secret is shown once"
+        );
+        self.screenshot(screenshot).await;
+        self.click("[data-testid=reveal-close]").await;
+        self.gone("[data-testid=reveal-panel]").await;
+        let leaked = self
+            .js(
+                "const s = arguments[0];
+                 const stores = [localStorage, sessionStorage]
+                     .map((st) => Object.keys(st).map((k) => k + '=' + st.getItem(k)).join(';'))
+                     .join(';');
+                 return document.documentElement.outerHTML.includes(s)
+                     || document.body.innerText.includes(s)
+                     || stores.includes(s)
+                     || location.href.includes(s)
+                     || document.cookie.includes(s);",
+                vec![json!(secret)],
+            )
+            .await;
+        assert_eq!(
+            leaked,
+            Value::Bool(false),
+            "the secret outlived its reveal panel"
+        );
+        secret
+    }
+
+    /// Asserts the page does not scroll sideways.
+    async fn fits_width(&self, screen: &str) {
+        let widths = self
+            .js(
+                "return [document.documentElement.scrollWidth, document.body.scrollWidth,
+                         window.innerWidth];",
+                vec![],
+            )
+            .await;
+        let widths: Vec<i64> = widths
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as i64)
+            .collect();
+        assert!(
+            widths[0] <= widths[2] && widths[1] <= widths[2],
+            "{screen} overflows horizontally: scroll widths {widths:?} for a viewport of {}",
+            widths[2]
+        );
+    }
+
+    /// Asserts that the element `css` is displayed and inside the viewport's
+    /// width.
+    async fn within_width(&self, css: &str) {
+        let fits = self
+            .js(
+                "const el = document.querySelector(arguments[0]);
+                 if (!el || el.offsetParent === null) return 'missing';
+                 const r = el.getBoundingClientRect();
+                 return r.width > 0 && r.left >= 0 && r.right <= window.innerWidth + 0.5
+                     ? 'ok' : `${r.left}..${r.right} of ${window.innerWidth}`;",
+                vec![json!(css)],
+            )
+            .await;
+        assert_eq!(fits, json!("ok"), "{css} is not reachable at this width");
+    }
+}
+
+fn seconds_between(from: &Value, to: &Value) -> i64 {
+    let parse = |v: &Value| {
+        OffsetDateTime::parse(
+            v.as_str().unwrap_or_else(|| panic!("no time in {v}")),
+            &Rfc3339,
+        )
+        .unwrap()
+    };
+    (parse(to) - parse(from)).whole_seconds()
+}
+
+fn sorted_scopes(token: &Value) -> Vec<String> {
+    let mut scopes: Vec<String> = token["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    scopes.sort();
+    scopes
+}
+
+/// First run on a fresh server: create the admin account, add a catalog
+/// scope, then a token's whole life — create and reveal, verify, edit its
+/// permissions, reset with grace, delete — and sign out.
+#[test]
+fn first_run_setup_then_a_tokens_whole_life() {
+    let Some(browser) = browser_or_skip("lifecycle") else {
+        return;
+    };
+    let server = Server::start();
+    run_ui(
+        browser,
+        "lifecycle",
+        Viewport::Desktop,
+        server,
+        |ui| async move {
+            let server = ui.server.clone();
+            ui.goto("/").await;
+            ui.find("#setup-form").await;
+            let code_fields = ui
+                .client
+                .find_all(Locator::Css("#setup-code"))
+                .await
+                .unwrap();
+            assert!(
+                code_fields.is_empty(),
+                "a loopback server needs no setup code"
+            );
+            ui.fill("#setup-email", ADMIN_EMAIL).await;
+            ui.fill("#setup-password", PASSWORD).await;
+            ui.fill("#setup-password-confirm", "not the same password")
+                .await;
+            ui.click("#setup-submit").await;
+            ui.text_contains(
+                "[data-error-for=password_confirm]",
+                "Does not match the password.",
+            )
+            .await;
+            ui.fill("#setup-password-confirm", PASSWORD).await;
+            ui.screenshot("01-setup").await;
+            ui.click("#setup-submit").await;
+
+            ui.page("API Tokens").await;
+            ui.text_contains("[data-testid=empty-state]", "No tokens yet")
+                .await;
+            ui.text_contains("[data-testid=account-email]", ADMIN_EMAIL)
+                .await;
+            let instance = server.get("/api/v1/instance").send().data(200);
+            assert_eq!(instance["needs_first_account"], false);
+            ui.screenshot("02-empty-tokens").await;
+
+            // The scope catalog, through its screen.
+            ui.nav("scopes", "Scopes").await;
+            ui.fill("#scope-name", "contacts").await;
+            ui.fill("#scope-description", "Read and write contacts")
+                .await;
+            ui.click("[data-testid=scope-submit]").await;
+            ui.text_contains(
+                "[data-testid=scope-row][data-scope=contacts]",
+                "Read and write contacts",
+            )
+            .await;
+
+            // Create: name, a permission per access level, an expiry preset.
+            ui.nav("tokens", "API Tokens").await;
+            ui.click("[data-testid=create-token]").await;
+            ui.page("Create token").await;
+            ui.click("[data-testid=token-submit]").await;
+            ui.text_contains("[data-error-for=name]", "Is required.")
+                .await;
+            ui.fill("#token-name", "CRM Integration").await;
+            ui.click("[data-testid='perm-full-contacts']").await;
+            ui.click("[data-testid='perm-read-tokens']").await;
+            ui.click("#expiry-1d").await;
+            ui.text_contains("[data-testid=expiry-summary]", "The token will expire on")
+                .await;
+            ui.screenshot("03-create-form").await;
+            ui.click("[data-testid=token-submit]").await;
+            let secret = ui.take_secret("04-reveal").await;
+            assert!(secret.starts_with("tw_"), "{secret}");
+
+            let verdict = verify(&server, &secret, None);
+            assert_eq!(verdict["code"], "VALID", "{verdict}");
+            let token = &verdict["token"];
+            assert_eq!(token["name"], "CRM Integration");
+            assert_eq!(sorted_scopes(token), ["contacts", "tokens:read"]);
+            let lifetime = seconds_between(&token["created_at"], &token["expires_at"]);
+            assert_eq!(lifetime, 86_400, "the 1 day preset");
+
+            let row = Ui::token_row("CRM Integration");
+            let hint = ui
+                .find(&format!("{row} [data-testid=token-hint]"))
+                .await
+                .text()
+                .await
+                .unwrap();
+            assert_eq!(hint, format!("tw_…{}", &secret[secret.len() - 4..]));
+            let row_text = ui.text_contains(&row, "tokens:read").await;
+            assert!(row_text.contains(ADMIN_EMAIL), "creator shown: {row_text}");
+            assert!(row_text.contains("Active"), "{row_text}");
+            assert!(row_text.contains("Expires tomorrow"), "{row_text}");
+            assert!(row_text.contains("Never used") || row_text.contains("Last used"));
+            ui.screenshot("05-token-list").await;
+
+            // Edit permissions: contacts goes from Full to Read.
+            ui.row_action(&row, "edit").await;
+            ui.page("Edit permissions").await;
+            let full = ui.find("[data-testid='perm-full-contacts']").await;
+            assert!(full.is_selected().await.unwrap());
+            full.click().await.unwrap();
+            let read = ui.find("[data-testid='perm-read-contacts']").await;
+            assert!(read.is_selected().await.unwrap() && read.is_enabled().await.unwrap());
+            ui.screenshot("06-edit-permissions").await;
+            ui.click("[data-testid=token-save]").await;
+            ui.page("API Tokens").await;
+            ui.text_contains(
+                &format!("{row} [data-testid=token-scopes]"),
+                "contacts:read",
+            )
+            .await;
+            let narrowed = verify(&server, &secret, Some(json!(["contacts"])));
+            assert_eq!(narrowed["code"], "INSUFFICIENT_SCOPE", "{narrowed}");
+            let read_only = verify(&server, &secret, Some(json!(["contacts:read"])));
+            assert_eq!(read_only["code"], "VALID", "{read_only}");
+
+            // Reset: the grace window is spelled out, the new secret shown once.
+            ui.row_action(&row, "reset").await;
+            let body = ui
+                .text_contains("[data-testid=confirm-body]", "keeps working for 12 hours")
+                .await;
+            assert!(body.contains("same permissions"), "{body}");
+            ui.screenshot("07-reset-confirm").await;
+            ui.click("[data-testid=confirm-ok]").await;
+            let new_secret = ui.take_secret("08-reset-reveal").await;
+            assert_ne!(new_secret, secret);
+            let fresh = verify(&server, &new_secret, None);
+            assert_eq!(fresh["code"], "VALID", "{fresh}");
+            let new_name = fresh["token"]["name"].as_str().unwrap().to_owned();
+            assert!(new_name.starts_with("CRM Integration token "), "{new_name}");
+            assert_eq!(
+                sorted_scopes(&fresh["token"]),
+                ["contacts:read", "tokens:read"]
+            );
+            let old = verify(&server, &secret, None);
+            assert_eq!(
+                old["code"], "VALID",
+                "the old token works in its grace window"
+            );
+            let now = json!(OffsetDateTime::now_utc().format(&Rfc3339).unwrap());
+            let grace_left = seconds_between(&now, &old["token"]["expires_at"]);
+            assert!(
+                (43_000..=43_200).contains(&grace_left),
+                "old token expires in {grace_left} s"
+            );
+            ui.text_contains(&row, "Replaced").await;
+
+            // Delete the new token: revoked at once.
+            let new_row = Ui::token_row(&new_name);
+            ui.row_action(&new_row, "delete").await;
+            ui.text_contains("[data-testid=confirm-body]", "revoked at once")
+                .await;
+            ui.click("[data-testid=confirm-ok]").await;
+            ui.gone(&new_row).await;
+            let revoked = verify(&server, &new_secret, None);
+            assert_eq!(revoked["code"], "REVOKED", "{revoked}");
+            ui.click("[data-testid=filter-revoked]").await;
+            ui.text_contains(&format!("{new_row} [data-testid=token-state]"), "Revoked")
+                .await;
+            ui.screenshot("09-revoked-filter").await;
+
+            // Sign out: the cookie is dead and the sign-in form is back.
+            let cookie = ui
+                .client
+                .get_named_cookie("tokenward_session")
+                .await
+                .expect("the session cookie is set")
+                .value()
+                .to_owned();
+            let me = |cookie: &str| {
+                server
+                    .get("/api/v1/me")
+                    .header("Cookie", &format!("tokenward_session={cookie}"))
+                    .send()
+            };
+            assert_eq!(me(&cookie).status, 200);
+            ui.click("[data-testid=sign-out]").await;
+            ui.find("#signin-form").await;
+            ui.screenshot("10-signed-out").await;
+            assert_eq!(me(&cookie).status, 401, "the old cookie is dead");
+            ui.goto("/tokens").await;
+            ui.find("#signin-form").await;
+        },
+    );
+}
+
+/// An existing admin signs in (after a wrong password), changes settings
+/// (and sees a validation error next to its field), adds a domain, meets the
+/// last-domain-token rule, resets the domain token with the new grace, makes
+/// a never-expiring token once that is allowed, and grants a member a scope.
+/// The row menu is driven with the keyboard.
+#[test]
+fn sign_in_settings_domains_and_members() {
+    let Some(browser) = browser_or_skip("admin") else {
+        return;
+    };
+    let server = Server::start();
+    let admin = admin_with_open_signup(&server);
+    let bob = sign_up(&server, "bob@example.com");
+    let staging = server
+        .post("/api/v1/workspaces")
+        .bearer(&admin.session)
+        .json(json!({"name": "Staging"}))
+        .send()
+        .data(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    run_ui(
+        browser,
+        "admin",
+        Viewport::Desktop,
+        server,
+        move |ui| async move {
+            let server = ui.server.clone();
+            ui.goto("/").await;
+            ui.find("#signin-form").await;
+            ui.find("[data-testid=signup-link]").await;
+            // Keyboard: the email field has focus; Tab twice reaches the button,
+            // which shows a visible focus ring.
+            ui.until(
+                "the email field to have focus",
+                "return document.activeElement.id === 'signin-email';",
+                vec![],
+            )
+            .await;
+            let email = ui.client.active_element().await.unwrap();
+            email.send_keys(&Key::Tab).await.unwrap();
+            let password = ui.client.active_element().await.unwrap();
+            password.send_keys(&Key::Tab).await.unwrap();
+            let focus = ui
+                .js(
+                    "const el = document.activeElement;
+                 const style = getComputedStyle(el);
+                 return [el.id, style.outlineStyle, style.outlineWidth];",
+                    vec![],
+                )
+                .await;
+            assert_eq!(focus, json!(["signin-submit", "solid", "2px"]), "{focus}");
+            ui.fill("#signin-email", ADMIN_EMAIL).await;
+            ui.fill("#signin-password", "not the password at all").await;
+            ui.find("#signin-password")
+                .await
+                .send_keys(&Key::Enter)
+                .await
+                .unwrap();
+            let error = ui
+                .text_contains(
+                    "[data-testid=form-error]",
+                    "The email or password is wrong.",
+                )
+                .await;
+            assert!(!error.contains('{'), "errors are sentences: {error}");
+            ui.screenshot("01-sign-in-error").await;
+            ui.fill("#signin-password", PASSWORD).await;
+            ui.find("#signin-password")
+                .await
+                .send_keys(&Key::Enter)
+                .await
+                .unwrap();
+            ui.page("API Tokens").await;
+            // Two workspaces joined in the same second have no fixed order:
+            // pick the personal one.
+            ui.find("[data-testid=workspace-select]")
+                .await
+                .select_by_value(&admin.workspace)
+                .await
+                .unwrap();
+            ui.page("API Tokens").await;
+
+            // Settings: a bad value is refused next to its field, and nothing changes.
+            ui.nav("settings", "Settings").await;
+            ui.fill("#setting-default_ttl_seconds", "400").await;
+            ui.find("#setting-default_ttl_seconds-unit")
+                .await
+                .select_by_value("days")
+                .await
+                .unwrap();
+            ui.click("[data-testid=settings-submit]").await;
+            ui.text_contains(
+                "[data-error-for=default_ttl_seconds]",
+                "Must be between 1 minute and 365 days.",
+            )
+            .await;
+            ui.screenshot("02-settings-error").await;
+            let settings = server
+                .get("/api/v1/settings")
+                .bearer(&admin.session)
+                .send()
+                .data(200);
+            assert_eq!(settings["default_ttl_seconds"], 14_400);
+
+            ui.fill("#setting-default_ttl_seconds", "4").await;
+            ui.find("#setting-default_ttl_seconds-unit")
+                .await
+                .select_by_value("hours")
+                .await
+                .unwrap();
+            ui.fill("#setting-reset_grace_seconds", "2").await;
+            ui.find("#setting-reset_grace_seconds-unit")
+                .await
+                .select_by_value("hours")
+                .await
+                .unwrap();
+            ui.click("#setting-allow_no_expiry").await;
+            ui.click("[data-testid=settings-submit]").await;
+            ui.text_contains("[data-testid=toast]", "Settings saved.")
+                .await;
+            let settings = server
+                .get("/api/v1/settings")
+                .bearer(&admin.session)
+                .send()
+                .data(200);
+            assert_eq!(settings["reset_grace_seconds"], 7_200);
+            assert_eq!(settings["allow_no_expiry"], true);
+            assert_eq!(settings["default_ttl_seconds"], 14_400);
+            ui.screenshot("03-settings-saved").await;
+
+            // A domain and its token, shown once.
+            ui.nav("domains", "Domains").await;
+            ui.fill("#domain-name", "Example.com").await;
+            ui.click("[data-testid=domain-submit]").await;
+            let domain_secret = ui.take_secret("04-domain-reveal").await;
+            let verdict = verify(&server, &domain_secret, Some(json!(["domain:example.com"])));
+            assert_eq!(verdict["code"], "VALID", "{verdict}");
+            assert!(
+                verdict["token"]["expires_at"].is_null(),
+                "with no-expiry allowed, a domain token never expires"
+            );
+            let domain_token = verdict["token"]["name"].as_str().unwrap().to_owned();
+            ui.text_contains(
+                "[data-testid=domain-row][data-domain='example.com']",
+                "1 active token",
+            )
+            .await;
+            ui.screenshot("05-domains").await;
+
+            // The last domain token cannot be deleted; the reason is plain. The
+            // menu is worked from the keyboard.
+            ui.nav("tokens", "API Tokens").await;
+            let row = Ui::token_row(&domain_token);
+            let menu_button = ui.find(&format!("{row} [data-testid=row-menu]")).await;
+            menu_button.send_keys(&Key::Down).await.unwrap();
+            ui.until(
+                "the menu to take focus",
+                "return document.activeElement.dataset.action === 'copy-id';",
+                vec![],
+            )
+            .await;
+            let focused = ui.client.active_element().await.unwrap();
+            focused.send_keys(&Key::Up).await.unwrap();
+            ui.client
+                .active_element()
+                .await
+                .unwrap()
+                .send_keys(&Key::Enter)
+                .await
+                .unwrap();
+            ui.click("[data-testid=confirm-ok]").await;
+            let refusal = ui
+                .text_contains("[data-testid=confirm-error]", "last active token")
+                .await;
+            assert!(refusal.contains("example.com"), "{refusal}");
+            assert!(!refusal.contains("last_domain_token"), "{refusal}");
+            ui.screenshot("06-last-domain-token").await;
+            ui.click("[data-testid=confirm-cancel]").await;
+            ui.gone("[data-testid=confirm-dialog]").await;
+            assert_eq!(
+                verify(&server, &domain_secret, None)["code"],
+                "VALID",
+                "refused delete left the token alone"
+            );
+
+            // Reset it instead: the confirmation names the new grace window.
+            ui.row_action(&row, "reset").await;
+            ui.text_contains("[data-testid=confirm-body]", "keeps working for 2 hours")
+                .await;
+            ui.click("[data-testid=confirm-ok]").await;
+            let rotated = ui.take_secret("07-domain-reset-reveal").await;
+            let verdict = verify(&server, &rotated, Some(json!(["domain:example.com"])));
+            assert_eq!(verdict["code"], "VALID", "{verdict}");
+
+            // A token that never expires, now that the settings allow it.
+            ui.click("[data-testid=create-token]").await;
+            ui.page("Create token").await;
+            ui.fill("#token-name", "Nightly sync").await;
+            ui.click("[data-testid='perm-read-domain:example.com']")
+                .await;
+            ui.click("#expiry-never").await;
+            ui.text_contains("[data-testid=no-expiry-warning]", "never expires")
+                .await;
+            ui.screenshot("08-no-expiry").await;
+            ui.click("[data-testid=token-submit]").await;
+            let forever = ui.take_secret("09-no-expiry-reveal").await;
+            let verdict = verify(&server, &forever, None);
+            assert_eq!(verdict["code"], "VALID", "{verdict}");
+            assert!(verdict["token"]["expires_at"].is_null(), "{verdict}");
+            assert_eq!(
+                sorted_scopes(&verdict["token"]),
+                ["domain:example.com:read"]
+            );
+            ui.text_contains(&Ui::token_row("Nightly sync"), "Never expires")
+                .await;
+
+            // Members: add Bob with one grant.
+            ui.nav("members", "Members").await;
+            ui.click("[data-testid=add-member]").await;
+            ui.page("Add member").await;
+            ui.fill("#member-email", &bob.email).await;
+            ui.click("[data-testid='perm-full-domain:example.com']")
+                .await;
+            ui.click("[data-testid=member-submit]").await;
+            ui.page("Members").await;
+            ui.text_contains(
+                "[data-testid=member-row][data-email='bob@example.com']",
+                "domain:example.com",
+            )
+            .await;
+            ui.screenshot("10-members").await;
+            let members = server
+                .get(&format!("/api/v1/workspaces/{}/members", admin.workspace))
+                .bearer(&admin.session)
+                .send()
+                .data(200);
+            let bob_member = members
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["account"]["id"] == bob.id.as_str())
+                .expect("bob is a member");
+            assert_eq!(bob_member["role"], "member");
+            assert_eq!(bob_member["scopes"], json!(["domain:example.com"]));
+
+            // Another workspace: its own (empty) domains, and tokens made there.
+            ui.find("[data-testid=workspace-select]")
+                .await
+                .select_by_value(&staging)
+                .await
+                .unwrap();
+            ui.page("Members").await;
+            ui.nav("domains", "Domains").await;
+            ui.text_contains("[data-testid=empty-state]", "No domains yet")
+                .await;
+            ui.nav("tokens", "API Tokens").await;
+            ui.text_contains("[data-testid=empty-state]", "No tokens yet")
+                .await;
+            ui.click("[data-testid=create-token]").await;
+            ui.page("Create token").await;
+            ui.fill("#token-name", "Staging deploys").await;
+            ui.click("[data-testid='perm-full-tokens']").await;
+            ui.click("[data-testid=token-submit]").await;
+            let staged = ui.take_secret("11-other-workspace-reveal").await;
+            let verdict = verify(&server, &staged, None);
+            assert_eq!(verdict["code"], "VALID", "{verdict}");
+            assert_eq!(verdict["token"]["workspace_id"], staging.as_str());
+            assert_eq!(
+                seconds_between(
+                    &verdict["token"]["created_at"],
+                    &verdict["token"]["expires_at"]
+                ),
+                14_400,
+                "the 4 hour default"
+            );
+        },
+    );
+}
+
+/// At 390×844 in dark mode: nothing scrolls sideways, the navigation, the
+/// main buttons and the row menu stay on screen, and the dark palette is in
+/// use.
+#[test]
+fn phone_width_dark_layout() {
+    let Some(browser) = browser_or_skip("phone") else {
+        return;
+    };
+    let server = Server::start();
+    let admin = sign_up(&server, ADMIN_EMAIL);
+    for scope in ["contacts", "knowledge-base", "canned-responses"] {
+        add_catalog_scope(&server, &admin, &admin.workspace, scope);
+    }
+    for n in 1..=20 {
+        create_token(
+            &server,
+            &admin.session,
+            json!({"name": format!("Batch job {n}"), "scopes": ["contacts:read"]}),
+        );
+    }
+    for name in [
+        "Zapier connection for the marketing team's weekly campaign reports",
+        "CRM Integration",
+    ] {
+        create_token(
+            &server,
+            &admin.session,
+            json!({"name": name, "scopes": ["contacts", "knowledge-base:read", "tokens:read"]}),
+        );
+    }
+    run_ui(
+        browser,
+        "phone",
+        Viewport::PhoneDark,
+        server,
+        |ui| async move {
+            ui.goto("/").await;
+            ui.find("#signin-form").await;
+            ui.fits_width("sign-in").await;
+            ui.screenshot("01-sign-in").await;
+            ui.fill("#signin-email", ADMIN_EMAIL).await;
+            ui.fill("#signin-password", PASSWORD).await;
+            ui.click("#signin-submit").await;
+            ui.page("API Tokens").await;
+
+            let width = ui.js("return window.innerWidth;", vec![]).await;
+            assert_eq!(width, json!(390), "phone viewport");
+            let background = ui
+                .js(
+                    "return getComputedStyle(document.body).backgroundColor;",
+                    vec![],
+                )
+                .await;
+            assert_eq!(background, json!("rgb(13, 17, 23)"), "dark palette");
+
+            ui.fits_width("token list").await;
+            for control in [
+                "[data-testid=create-token]",
+                "[data-testid=sign-out]",
+                "[data-testid=workspace-select]",
+                "[data-testid=filter-all]",
+                "[data-testid=nav-tokens]",
+                "[data-testid=nav-domains]",
+                "[data-testid=nav-members]",
+                "[data-testid=nav-scopes]",
+                "[data-testid=nav-settings]",
+            ] {
+                ui.within_width(control).await;
+            }
+            ui.screenshot("02-tokens").await;
+
+            // 22 tokens: two pages of 20.
+            ui.text_contains("[data-testid=list-summary]", "1–20 of 22 tokens")
+                .await;
+            ui.within_width("[data-testid=page-next]").await;
+            ui.click("[data-testid=page-next]").await;
+            ui.text_contains("[data-testid=list-summary]", "21–22 of 22 tokens")
+                .await;
+            let rows = ui
+                .client
+                .find_all(Locator::Css("[data-testid=token-row]"))
+                .await
+                .unwrap();
+            assert_eq!(rows.len(), 2, "the second page");
+            ui.text_contains("[data-testid=token-list]", "Batch job 1")
+                .await;
+            ui.fits_width("second page").await;
+            ui.click("[data-testid=page-prev]").await;
+            ui.text_contains("[data-testid=list-summary]", "1–20 of 22 tokens")
+                .await;
+            let row = Ui::token_row("CRM Integration");
+            ui.click(&format!("{row} [data-testid=row-menu]")).await;
+            ui.within_width(&format!("{row} [role=menu]")).await;
+            ui.within_width(&format!("{row} [data-action=delete]"))
+                .await;
+            ui.screenshot("03-row-menu").await;
+            ui.click(&format!("{row} [data-action=reset]")).await;
+            ui.within_width("[data-testid=confirm-ok]").await;
+            ui.click("[data-testid=confirm-cancel]").await;
+            ui.gone("[data-testid=confirm-dialog]").await;
+
+            ui.click("[data-testid=create-token]").await;
+            ui.page("Create token").await;
+            ui.fits_width("create token").await;
+            ui.within_width("[data-testid='perm-read-knowledge-base']")
+                .await;
+            ui.within_width("[data-testid=token-submit]").await;
+            ui.screenshot("04-create").await;
+
+            for (section, title) in [
+                ("domains", "Domains"),
+                ("members", "Members"),
+                ("scopes", "Scopes"),
+                ("settings", "Settings"),
+            ] {
+                ui.nav(section, title).await;
+                ui.fits_width(title).await;
+                ui.screenshot(&format!("05-{section}")).await;
+            }
+            ui.within_width("[data-testid=settings-submit]").await;
+        },
+    );
+}
