@@ -10,6 +10,7 @@
 //! - [`api`]: the HTTP transport, warp filters per resource.
 //! - [`usage`]: last-used times, batched in memory.
 //! - [`sweeper`]: the background task that flushes and purges.
+//! - [`logging`]: log lines batched off the request path.
 //! - [`config`], [`admin`]: the command line.
 
 pub mod admin;
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod config;
 pub mod core;
 pub mod error;
+pub mod logging;
 pub mod random;
 pub mod state;
 pub mod store;

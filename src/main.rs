@@ -14,9 +14,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter =
         EnvFilter::try_from_env("TOKENWARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, _flush_on_exit) = match tokenward::logging::batched_stderr() {
+        Ok(pair) => pair,
+        Err(err) => {
+            eprintln!("error: cannot start the log writer: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 

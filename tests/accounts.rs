@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 
 #[test]
@@ -296,6 +298,10 @@ fn cookie_sessions_need_the_csrf_header_to_change_things() {
 #[test]
 fn a_server_reachable_from_outside_needs_the_setup_code_for_its_first_account() {
     let server = Server::start_on("0.0.0.0:0", &[]);
+    // Log lines are written by a background thread: wait for this one.
+    eventually(Duration::from_secs(10), || {
+        server.log().contains("setup code ")
+    });
     let log = server.log();
     let code = log
         .split("setup code ")
@@ -560,6 +566,10 @@ fn the_log_has_one_line_per_request_and_no_secrets() {
         .bearer(secret)
         .send()
         .data(200);
+    // Log lines are written by a background thread: wait for the last one.
+    eventually(Duration::from_secs(10), || {
+        server.log().contains("path=\"/api/v1/tokens\"")
+    });
     let log = server.log();
     assert!(
         log.contains("path=\"/api/v1/tokens/verify\" status=200"),

@@ -230,5 +230,8 @@ fn the_sweeper_deletes_dead_tokens_after_purge_after_seconds() {
         verify(&server, short["token"].as_str().unwrap(), None)["code"],
         "NOT_FOUND"
     );
-    assert!(server.log().contains("sweeper removed"), "{}", server.log());
+    let logged = eventually(Duration::from_secs(10), || {
+        server.log().contains("sweeper removed")
+    });
+    assert!(logged, "{}", server.log());
 }

@@ -1,0 +1,146 @@
+//! Log output: request threads append finished lines to a buffer in memory,
+//! and one thread writes the buffer to standard error every 50 ms (sooner
+//! when it fills). One log line per request then costs a copy, not a system
+//! call or a thread wake-up, on the request path. Dropping the guard writes
+//! what is left.
+
+use std::io::Write;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tracing_subscriber::fmt::MakeWriter;
+
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// Wake the writer early beyond this many pending bytes.
+const FLUSH_AT: usize = 256 * 1024;
+/// Beyond this (standard error blocked), new lines are dropped rather than
+/// letting memory grow or requests wait.
+const DROP_AT: usize = 16 * 1024 * 1024;
+
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    dropped: u64,
+    closed: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The `MakeWriter` to give the fmt subscriber.
+#[derive(Clone)]
+pub struct BatchedStderr {
+    shared: Arc<Shared>,
+}
+
+/// Stops the writer thread after a last write.
+pub struct FlushGuard {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Starts the writer thread.
+pub fn batched_stderr() -> std::io::Result<(BatchedStderr, FlushGuard)> {
+    let shared = Arc::new(Shared::default());
+    let writer = Arc::clone(&shared);
+    let thread = std::thread::Builder::new()
+        .name("log-writer".into())
+        .spawn(move || write_until_closed(&writer))?;
+    Ok((
+        BatchedStderr {
+            shared: Arc::clone(&shared),
+        },
+        FlushGuard {
+            shared,
+            thread: Some(thread),
+        },
+    ))
+}
+
+fn write_until_closed(shared: &Shared) {
+    let mut spare = Vec::new();
+    loop {
+        let (closed, dropped) = {
+            let mut pending = shared.lock();
+            if !pending.closed && pending.bytes.len() < FLUSH_AT {
+                pending = shared
+                    .wake
+                    .wait_timeout(pending, FLUSH_EVERY)
+                    .map(|(guard, _)| guard)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+            }
+            std::mem::swap(&mut pending.bytes, &mut spare);
+            (pending.closed, std::mem::take(&mut pending.dropped))
+        };
+        let mut stderr = std::io::stderr().lock();
+        if dropped > 0 {
+            let _ = writeln!(
+                stderr,
+                "tokenward: {dropped} log lines were dropped: standard error did not keep up"
+            );
+        }
+        // Nowhere to report a failed write to standard error; carry on.
+        let _ = stderr.write_all(&spare);
+        let _ = stderr.flush();
+        spare.clear();
+        if closed {
+            return;
+        }
+    }
+}
+
+/// One log line being written.
+pub struct LineWriter<'a> {
+    shared: &'a Shared,
+}
+
+impl Write for LineWriter<'_> {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let mut pending = self.shared.lock();
+        if pending.bytes.len() + line.len() > DROP_AT {
+            pending.dropped += 1;
+        } else {
+            pending.bytes.extend_from_slice(line);
+            if pending.bytes.len() >= FLUSH_AT {
+                self.shared.wake.notify_one();
+            }
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for BatchedStderr {
+    type Writer = LineWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LineWriter {
+            shared: &self.shared,
+        }
+    }
+}
+
+impl Drop for FlushGuard {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
