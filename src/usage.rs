@@ -10,6 +10,30 @@ use crate::core::model::Token;
 use crate::core::time::Timestamp;
 use crate::store::{Store, StoreError, TokenUse};
 
+/// When and from where a token was last used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LastUse<'a> {
+    pub at: Option<Timestamp>,
+    pub ip: Option<UsedFrom<'a>>,
+}
+
+/// The address of the last use: in memory still, or as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UsedFrom<'a> {
+    Pending(IpAddr),
+    Stored(&'a str),
+}
+
+impl serde::Serialize for UsedFrom<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            // Formatted straight into the output, without a String.
+            UsedFrom::Pending(ip) => ip.serialize(serializer),
+            UsedFrom::Stored(text) => serializer.serialize_str(text),
+        }
+    }
+}
+
 /// The latest use of each token since the last flush.
 type Pending = HashMap<Id<Token>, (Timestamp, Option<IpAddr>)>;
 
@@ -34,14 +58,18 @@ impl UsageLog {
         }
     }
 
-    /// Shows a use not yet flushed, so that lists are current.
-    pub fn overlay(&self, token: &mut Token) {
+    /// The latest use of `token`: one not yet flushed, else the stored one.
+    pub fn latest<'a>(&self, token: &'a Token) -> LastUse<'a> {
         let pending = self.lock().get(&token.id).copied();
-        if let Some((at, ip)) = pending
-            && token.last_used_at.is_none_or(|stored| stored <= at)
-        {
-            token.last_used_at = Some(at);
-            token.last_used_ip = ip.map(|ip| ip.to_string());
+        match pending {
+            Some((at, ip)) if token.last_used_at.is_none_or(|stored| stored <= at) => LastUse {
+                at: Some(at),
+                ip: ip.map(UsedFrom::Pending),
+            },
+            _ => LastUse {
+                at: token.last_used_at,
+                ip: token.last_used_ip.as_deref().map(UsedFrom::Stored),
+            },
         }
     }
 

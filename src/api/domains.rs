@@ -90,9 +90,9 @@ impl From<DomainUsage> for DomainView {
 }
 
 #[derive(Serialize)]
-struct Created {
+struct Created<'a> {
     domain: Domain,
-    token: TokenView,
+    token: TokenView<'a>,
 }
 
 async fn handle_create(
@@ -133,7 +133,7 @@ async fn handle_create(
         .await?;
     Ok(reply::created(&Created {
         domain,
-        token: TokenView::new(token, &state.usage, now).with_secret(&secret),
+        token: TokenView::new(&token, &state.usage, now).with_secret(&secret),
     }))
 }
 

@@ -16,7 +16,7 @@ mod workspaces;
 use std::convert::Infallible;
 
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderMap, HeaderValue, header};
+use warp::http::{HeaderValue, header};
 use warp::reject::{
     InvalidHeader, InvalidQuery, LengthRequired, MethodNotAllowed, MissingHeader, PayloadTooLarge,
 };
@@ -51,7 +51,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .recover(recover)
         .unify()
-        .with(warp::reply::with::headers(security_headers()))
+        .map(with_security_headers)
         .with(warp::log::custom(|info| {
             // Path only: the query string and headers (Authorization, cookies)
             // are never logged.
@@ -67,8 +67,9 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-fn security_headers() -> HeaderMap {
-    let mut headers = HeaderMap::new();
+/// Added to every response; static values, so nothing is allocated.
+fn with_security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -86,7 +87,7 @@ fn security_headers() -> HeaderMap {
              form-action 'self'; frame-ancestors 'none'",
         ),
     );
-    headers
+    response
 }
 
 /// Every rejection, ours or warp's, as the JSON error envelope.

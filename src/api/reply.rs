@@ -49,12 +49,19 @@ pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
 }
 
 fn envelope<T: Serialize>(status: StatusCode, data: &T, meta: Option<ListMeta>) -> Response {
-    match serde_json::to_vec(&Success {
-        success: true,
-        data,
-        meta,
-    }) {
-        Ok(body) => json_response(status, body),
+    // Sized for a token object, so the common answer is written without
+    // growing the buffer.
+    let mut body = Vec::with_capacity(1024);
+    let written = serde_json::to_writer(
+        &mut body,
+        &Success {
+            success: true,
+            data,
+            meta,
+        },
+    );
+    match written {
+        Ok(()) => json_response(status, body),
         Err(err) => error(&ApiError::internal("serialising a response", err)),
     }
 }

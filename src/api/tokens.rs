@@ -18,7 +18,7 @@ use crate::auth::caller::Caller;
 use crate::auth::presented_token::{Inspection, inspect};
 use crate::core::expiry::{self, ExpiryRequest};
 use crate::core::ids::Id;
-use crate::core::model::{AccountRef, Token, TokenState, Workspace, name_base};
+use crate::core::model::{Token, TokenState, Workspace, name_base};
 use crate::core::ratelimit::retry_after_seconds;
 use crate::core::scopes::{self, Access, Scope};
 use crate::core::settings::Settings;
@@ -29,7 +29,7 @@ use crate::core::verdict::{Verdict, effective_scopes};
 use crate::error::ApiError;
 use crate::state::{AppState, lock};
 use crate::store::{NewToken, TokenEdit, TokenName, TokenQuery};
-use crate::usage::UsageLog;
+use crate::usage::{LastUse, UsageLog};
 
 type TokenId = Id<Token>;
 
@@ -130,59 +130,62 @@ fn reset(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejectio
         .and_then(handle_reset)
 }
 
-/// The token object of §4; `token` (the secret) only right after create or
-/// reset.
-#[derive(Serialize)]
-pub struct TokenView {
-    id: TokenId,
-    number: i64,
-    name: String,
-    token_hint: String,
-    scopes: Vec<Scope>,
-    workspace_id: Id<Workspace>,
-    created_by: AccountRef,
-    created_at: Timestamp,
-    expires_at: Option<Timestamp>,
-    last_used_at: Option<Timestamp>,
-    last_used_ip: Option<String>,
-    revoked_at: Option<Timestamp>,
-    replaced_by: Option<TokenId>,
+/// The token object of §4, borrowed from the stored token; `token` (the
+/// secret) only right after create or reset.
+pub struct TokenView<'a> {
+    token: &'a Token,
+    scopes: &'a [Scope],
     state: TokenState,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token: Option<String>,
+    last_used: LastUse<'a>,
+    secret: Option<&'a str>,
 }
 
-impl TokenView {
+impl<'a> TokenView<'a> {
     /// The token as stored, with any use not yet flushed.
-    pub fn new(mut token: Token, usage: &UsageLog, now: Timestamp) -> TokenView {
-        usage.overlay(&mut token);
+    pub fn new(token: &'a Token, usage: &UsageLog, now: Timestamp) -> TokenView<'a> {
         TokenView {
+            token,
+            scopes: &token.scopes,
             state: token.state(now),
-            id: token.id,
-            number: token.number,
-            name: token.name,
-            token_hint: token.hint,
-            scopes: token.scopes,
-            workspace_id: token.workspace_id,
-            created_by: token.created_by,
-            created_at: token.created_at,
-            expires_at: token.expires_at,
-            last_used_at: token.last_used_at,
-            last_used_ip: token.last_used_ip,
-            revoked_at: token.revoked_at,
-            replaced_by: token.replaced_by,
-            token: None,
+            last_used: usage.latest(token),
+            secret: None,
         }
     }
 
-    pub fn with_secret(mut self, secret: &Secret) -> TokenView {
-        self.token = Some(secret.expose().to_owned());
+    pub fn with_secret(mut self, secret: &'a Secret) -> TokenView<'a> {
+        self.secret = Some(secret.expose());
         self
     }
 
-    fn with_scopes(mut self, scopes: Vec<Scope>) -> TokenView {
+    fn with_scopes(mut self, scopes: &'a [Scope]) -> TokenView<'a> {
         self.scopes = scopes;
         self
+    }
+}
+
+impl Serialize for TokenView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let t = self.token;
+        let mut out = serializer.serialize_struct("Token", 15)?;
+        out.serialize_field("id", &t.id)?;
+        out.serialize_field("number", &t.number)?;
+        out.serialize_field("name", &t.name)?;
+        out.serialize_field("token_hint", &t.hint)?;
+        out.serialize_field("scopes", self.scopes)?;
+        out.serialize_field("workspace_id", &t.workspace_id)?;
+        out.serialize_field("created_by", &t.created_by)?;
+        out.serialize_field("created_at", &t.created_at)?;
+        out.serialize_field("expires_at", &t.expires_at)?;
+        out.serialize_field("last_used_at", &self.last_used.at)?;
+        out.serialize_field("last_used_ip", &self.last_used.ip)?;
+        out.serialize_field("revoked_at", &t.revoked_at)?;
+        out.serialize_field("replaced_by", &t.replaced_by)?;
+        out.serialize_field("state", &self.state)?;
+        if let Some(secret) = self.secret {
+            out.serialize_field("token", secret)?;
+        }
+        out.end()
     }
 }
 
@@ -219,10 +222,10 @@ async fn manageable(state: &AppState, caller: &Caller, id: TokenId) -> Result<To
 }
 
 #[derive(Serialize)]
-struct Verification {
+struct Verification<'a> {
     valid: bool,
     code: &'static str,
-    token: Option<TokenView>,
+    token: Option<TokenView<'a>>,
 }
 
 async fn handle_verify(
@@ -244,7 +247,7 @@ async fn handle_verify(
     let presented = presented.unwrap_or_default();
 
     let now = Timestamp::now();
-    let (code, token) = match inspect(state.store.as_ref(), &presented, now).await? {
+    let (code, found) = match inspect(state.store.as_ref(), &presented, now).await? {
         Inspection::Malformed => ("MALFORMED", None),
         Inspection::NotFound => ("NOT_FOUND", None),
         Inspection::Found(grant, verdict) => {
@@ -260,11 +263,12 @@ async fn handle_verify(
                 Verdict::Revoked => ("REVOKED", effective_scopes(&grant)),
                 Verdict::Disabled => ("DISABLED", Vec::new()),
             };
-            let view =
-                TokenView::new(grant.token.clone(), &state.usage, now).with_scopes(effective);
-            (code, Some(view))
+            (code, Some((grant, effective)))
         }
     };
+    let token = found.as_ref().map(|(grant, effective)| {
+        TokenView::new(&grant.token, &state.usage, now).with_scopes(effective)
+    });
     let valid = code == "VALID";
     if !valid && let Some(ip) = ip {
         lock(&state.verify_failures).record_failure(ip, Instant::now());
@@ -280,7 +284,7 @@ async fn handle_self(caller: Caller, state: AppState) -> Result<Response, Reject
         .into());
     };
     Ok(reply::ok(&TokenView::new(
-        token.clone(),
+        token,
         &state.usage,
         Timestamp::now(),
     )))
@@ -358,7 +362,7 @@ async fn handle_create(
         })
         .await?;
     Ok(reply::created(
-        &TokenView::new(token, &state.usage, now).with_secret(&secret),
+        &TokenView::new(&token, &state.usage, now).with_secret(&secret),
     ))
 }
 
@@ -391,7 +395,7 @@ async fn handle_list(caller: Caller, query: Query, state: AppState) -> Result<Re
         .await?;
     let views: Vec<TokenView> = page
         .items
-        .into_iter()
+        .iter()
         .map(|token| TokenView::new(token, &state.usage, now))
         .collect();
     Ok(reply::page(&views, paging, page.total))
@@ -401,7 +405,7 @@ async fn handle_get(id: TokenId, caller: Caller, state: AppState) -> Result<Resp
     caller.require_token_management(Access::Read)?;
     let token = manageable(&state, &caller, id).await?;
     Ok(reply::ok(&TokenView::new(
-        token,
+        &token,
         &state.usage,
         Timestamp::now(),
     )))
@@ -426,7 +430,7 @@ async fn handle_update(
         .store
         .update_token(caller.workspace_id, id, TokenEdit { name, scopes }, now)
         .await?;
-    Ok(reply::ok(&TokenView::new(token, &state.usage, now)))
+    Ok(reply::ok(&TokenView::new(&token, &state.usage, now)))
 }
 
 async fn handle_revoke(
@@ -489,6 +493,6 @@ async fn handle_reset(
         .rotate_token(old.id, new, old_expires_at)
         .await?;
     Ok(reply::created(
-        &TokenView::new(token, &state.usage, now).with_secret(&secret),
+        &TokenView::new(&token, &state.usage, now).with_secret(&secret),
     ))
 }

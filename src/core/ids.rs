@@ -86,6 +86,8 @@ pub struct NotAnId;
 
 impl<T> Serialize for Id<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        // Through a stack buffer: ids are in every response of the verify path.
+        let mut buffer = Uuid::encode_buffer();
+        serializer.serialize_str(self.uuid.hyphenated().encode_lower(&mut buffer))
     }
 }
