@@ -126,6 +126,18 @@ fn verify_in(memory: &mut Memory, password: &[u8], stored: &str) -> bool {
         == 0
 }
 
+/// Lowers the calling thread's scheduling priority (nice 10): when the cores
+/// are busy, verification goes first and sign-ins take longer, rather than
+/// the reverse.
+fn yield_to_requests() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: `setpriority` takes no pointers. On Linux the nice value is a
+    // per-thread attribute, and `who = 0` names the calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
 pub struct Passwords {
     jobs: mpsc::Sender<Job>,
     /// Hash checked when an email is unknown, so that answer takes as long
@@ -143,6 +155,7 @@ impl Passwords {
             let spawned = std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
                 .spawn(move || {
+                    yield_to_requests();
                     let mut memory = Memory::new();
                     loop {
                         let job = match queue.lock() {
