@@ -126,15 +126,18 @@ fn verify_in(memory: &mut Memory, password: &[u8], stored: &str) -> bool {
         == 0
 }
 
-/// Lowers the calling thread's scheduling priority (nice 10): when the cores
-/// are busy, verification goes first and sign-ins take longer, rather than
-/// the reverse.
+/// Moves the calling thread to the idle scheduling class: it runs on what
+/// the request threads leave, and any of them that wakes preempts it at
+/// once. When the cores are busy, sign-ins take longer rather than
+/// verification. (CFS still gives idle-class threads a sliver of time, so
+/// sign-ins are slowed, never starved.)
 fn yield_to_requests() {
     #[cfg(target_os = "linux")]
-    // SAFETY: `setpriority` takes no pointers. On Linux the nice value is a
-    // per-thread attribute, and `who = 0` names the calling thread.
+    // SAFETY: `sched_setscheduler` reads the `sched_param` we pass for the
+    // duration of the call only; pid 0 names the calling thread.
     unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+        let param = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
     }
 }
 
