@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use warp::http::Method;
 use warp::{Filter, Rejection};
@@ -13,6 +14,8 @@ use crate::auth::caller::{Caller, Credential, SessionCaller};
 use crate::auth::jwt::{JwtError, looks_like_jwt};
 use crate::auth::presented_token::{Inspection, inspect};
 use crate::core::ids::Id;
+use crate::core::model::TokenGrant;
+use crate::core::scopes::Scope;
 use crate::core::time::Timestamp;
 use crate::core::verdict::Verdict;
 use crate::error::ApiError;
@@ -81,7 +84,8 @@ fn presented(state: AppState) -> impl Filter<Extract = (Presented,), Error = Rej
 
 enum Resolved {
     Session(SessionCaller),
-    Token(Credential),
+    /// A valid API token and its effective scopes.
+    Token(Arc<TokenGrant>, Vec<Scope>),
 }
 
 fn invalid(message: &str) -> ApiError {
@@ -139,11 +143,11 @@ async fn session_from_jwt(
     })
 }
 
-async fn token_credential(
+async fn token_caller(
     state: &AppState,
     secret: &str,
     ip: Option<IpAddr>,
-) -> Result<Credential, ApiError> {
+) -> Result<Resolved, ApiError> {
     let now = Timestamp::now();
     match inspect(state.store.as_ref(), secret, now).await? {
         Inspection::Malformed => Err(invalid("the API token is malformed")),
@@ -151,7 +155,7 @@ async fn token_credential(
         Inspection::Found(grant, verdict) => match verdict {
             Verdict::Valid(effective) => {
                 state.usage.record(grant.token.id, now, ip);
-                Ok(Credential::Token { grant, effective })
+                Ok(Resolved::Token(grant, effective))
             }
             Verdict::Expired => Err(invalid("the API token has expired")),
             Verdict::Revoked => Err(invalid("the API token has been revoked")),
@@ -167,9 +171,7 @@ async fn resolve(state: &AppState, presented: &Presented) -> Result<Option<Resol
                 session_from_jwt(state, credential, false).await?,
             )))
         } else {
-            Ok(Some(Resolved::Token(
-                token_credential(state, credential, presented.ip).await?,
-            )))
+            Ok(Some(token_caller(state, credential, presented.ip).await?))
         };
     }
     let Some(cookie) = presented.cookie.as_deref() else {
@@ -201,7 +203,7 @@ pub fn session(
         async move {
             match resolve(&state, &presented).await {
                 Ok(Some(Resolved::Session(session))) => Ok(session),
-                Ok(Some(Resolved::Token(_))) => Err(warp::reject::custom(session_only())),
+                Ok(Some(Resolved::Token(..))) => Err(warp::reject::custom(session_only())),
                 Ok(None) => Err(warp::reject::custom(ApiError::InvalidToken {
                     message: NO_CREDENTIAL.into(),
                     presented: false,
@@ -229,7 +231,7 @@ pub fn optional_session(
             }
             match resolve(&state, &presented).await {
                 Ok(Some(Resolved::Session(session))) => Ok(Some(session)),
-                Ok(Some(Resolved::Token(_))) => Err(warp::reject::custom(session_only())),
+                Ok(Some(Resolved::Token(..))) => Err(warp::reject::custom(session_only())),
                 Ok(None) => Ok(None),
                 Err(err) => Err(warp::reject::custom(err)),
             }
@@ -256,13 +258,7 @@ async fn workspace_caller(state: &AppState, presented: Presented) -> Result<Call
             message: NO_CREDENTIAL.into(),
             presented: false,
         }),
-        Some(Resolved::Token(credential)) => {
-            let Credential::Token { grant, .. } = &credential else {
-                return Err(ApiError::internal(
-                    "resolving a caller",
-                    "token without grant",
-                ));
-            };
+        Some(Resolved::Token(grant, effective)) => {
             let membership = grant
                 .owner_membership
                 .clone()
@@ -271,7 +267,7 @@ async fn workspace_caller(state: &AppState, presented: Presented) -> Result<Call
                 account: grant.token.created_by.clone(),
                 workspace_id: grant.token.workspace_id,
                 membership,
-                credential,
+                credential: Credential::Token { grant, effective },
             })
         }
         Some(Resolved::Session(session)) => {
