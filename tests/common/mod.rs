@@ -62,15 +62,7 @@ impl Server {
     }
 
     pub fn start_with(args: &[&str]) -> Server {
-        let dir = TempDir::new();
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let (child, addr) = spawn(dir.path(), &args, "127.0.0.1:0");
-        Server {
-            child: Some(child),
-            addr,
-            dir,
-            args,
-        }
+        Server::start_on("127.0.0.1:0", args)
     }
 
     /// Starts on `addr` (for instance 0.0.0.0:0) instead of loopback.
@@ -84,6 +76,11 @@ impl Server {
             dir,
             args,
         }
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn db_path(&self) -> PathBuf {

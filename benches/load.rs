@@ -1,0 +1,787 @@
+//! The load benchmark: `cargo bench --bench load`.
+//!
+//! Seeds a database with N tokens (1 000 and 1 000 000), starts the release
+//! server on it and a bare warp server (`examples/baseline.rs`) beside it,
+//! drives keep-alive load at both from separate processes (`wrk` for peak
+//! throughput, `oha -q` for latency at a fixed rate), and prints one table
+//! with the targets met or not. Figures are medians of several rounds, and
+//! every ratio compares figures measured in the same run.
+//!
+//! `TOKENWARD_BENCH_QUICK=1` runs a short version (one round, 100 000
+//! tokens at most) to check the harness itself.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, TempDir, Value, json, sign_up};
+use rusqlite::{Connection, params};
+use tokenward::core::token_format::{self, Prefix};
+
+/// Distinct tokens the load presents, drawn uniformly from the seeded ones:
+/// the active integrations of a deployment.
+const HOT_SET: usize = 1000;
+/// Closed-loop connections for peak throughput.
+const CONNECTIONS: u32 = 64;
+/// Concurrent sign-in attackers for the hashing-pressure figure.
+const ATTACKERS: u32 = 20;
+
+struct Plan {
+    rounds: usize,
+    seconds: u32,
+    sizes: Vec<usize>,
+}
+
+impl Plan {
+    fn from_env() -> Plan {
+        if std::env::var_os("TOKENWARD_BENCH_QUICK").is_some() {
+            Plan {
+                rounds: 1,
+                seconds: 3,
+                sizes: vec![1_000, 100_000],
+            }
+        } else {
+            Plan {
+                rounds: 5,
+                seconds: 10,
+                sizes: vec![1_000, 1_000_000],
+            }
+        }
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is taken.
+    if let Err(err) = run() {
+        eprintln!("load benchmark failed: {err}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let plan = Plan::from_env();
+    require("wrk", "apt-get install wrk")?;
+    require("oha", "cargo install oha --locked")?;
+    let baseline_bin = build_baseline()?;
+    let scratch = TempDir::new();
+    let scripts = Scripts::write(scratch.path())?;
+
+    let mut baseline = Process::start(&baseline_bin, &["127.0.0.1:0"], "baseline listening on ")?;
+    println!(
+        "tokenward load benchmark: {} rounds of {} s, wrk -c{CONNECTIONS}, {} cores, hot set of {HOT_SET} tokens",
+        plan.rounds,
+        plan.seconds,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    let mut results = Vec::new();
+    for &size in &plan.sizes {
+        results.push(measure(size, &plan, &scripts, &baseline)?);
+    }
+    baseline.stop();
+    print_report(&plan, &results);
+    Ok(())
+}
+
+fn require(tool: &str, install: &str) -> Result<(), String> {
+    let found = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if found {
+        Ok(())
+    } else {
+        Err(format!("{tool} is needed: {install}"))
+    }
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+fn build_baseline() -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--example", "baseline"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("building examples/baseline.rs failed".into());
+    }
+    Ok(target_dir()
+        .join("release")
+        .join("examples")
+        .join("baseline"))
+}
+
+/// A helper process that prints its address on its first line.
+struct Process {
+    child: Child,
+    url: String,
+}
+
+impl Process {
+    fn start(bin: &Path, args: &[&str], marker: &str) -> Result<Process, String> {
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .map_err(|e| e.to_string())?;
+        let url = line
+            .trim()
+            .strip_prefix(marker)
+            .ok_or_else(|| format!("unexpected first line {line:?}"))?
+            .to_owned();
+        Ok(Process { child, url })
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The wrk and oha inputs, written once.
+struct Scripts {
+    dir: PathBuf,
+}
+
+const WRK_REPORT: &str = r#"
+done = function(summary, latency, requests)
+  io.write(string.format(
+    '{"requests":%d,"duration_us":%d,"non2xx":%d,"errors":%d,"p50_us":%d,"p99_us":%d}\n',
+    summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"#;
+
+const WRK_TOKENS: &str = r#"
+local tokens = {}
+local next_index = 1
+init = function(args)
+  for line in io.lines(os.getenv("TOKENS_FILE")) do tokens[#tokens + 1] = line end
+  next_index = math.random(#tokens)
+end
+local function next_token()
+  next_index = next_index % #tokens + 1
+  return tokens[next_index]
+end
+"#;
+
+impl Scripts {
+    fn write(dir: &Path) -> Result<Scripts, String> {
+        let scripts = Scripts {
+            dir: dir.to_owned(),
+        };
+        let verify = format!(
+            "{WRK_TOKENS}request = function()\n  return wrk.format('POST', '/api/v1/tokens/verify', \
+             {{['Content-Type'] = 'application/json'}}, '{{\"token\":\"' .. next_token() .. '\"}}')\nend\n{WRK_REPORT}"
+        );
+        let token_self = format!(
+            "{WRK_TOKENS}request = function()\n  return wrk.format('GET', '/api/v1/tokens/self', \
+             {{['Authorization'] = 'Bearer ' .. next_token()}})\nend\n{WRK_REPORT}"
+        );
+        let create = format!(
+            "request = function()\n  return wrk.format('POST', '/api/v1/tokens', \
+             {{['Content-Type'] = 'application/json', ['Authorization'] = 'Bearer ' .. os.getenv('SESSION')}}, \
+             '{{\"name\":\"load\",\"scopes\":[\"tokens:read\"]}}')\nend\n{WRK_REPORT}"
+        );
+        // Each attempt from a new address for a new email: the sign-in
+        // limiter never short-cuts it, so every request costs a hash.
+        let hammer = format!(
+            "local n = 0\nrequest = function()\n  n = n + 1\n  local ip = string.format('10.%d.%d.%d', \
+             math.random(0, 255), math.random(0, 255), math.random(1, 254))\n  return wrk.format('POST', \
+             '/api/v1/sessions', {{['Content-Type'] = 'application/json', ['X-Forwarded-For'] = ip}}, \
+             '{{\"email\":\"guess' .. n .. '-' .. math.random(1e9) .. '@example.com\",\"password\":\"wrong password!\"}}')\nend\n{WRK_REPORT}"
+        );
+        for (name, text) in [
+            ("verify.lua", verify),
+            ("self.lua", token_self),
+            ("create.lua", create),
+            ("hammer.lua", hammer),
+        ] {
+            std::fs::write(dir.join(name), text).map_err(|e| e.to_string())?;
+        }
+        Ok(scripts)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Sample {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    cpu_us_per_request: f64,
+    requests: u64,
+    non2xx: u64,
+}
+
+fn wrk(
+    url: &str,
+    script: &Path,
+    connections: u32,
+    seconds: u32,
+    env: &[(&str, &str)],
+    pid: u32,
+) -> Result<Sample, String> {
+    let cpu_before = cpu_ticks(pid)?;
+    let mut command = Command::new("wrk");
+    command
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--timeout",
+            "10s",
+            "-s",
+        ])
+        .arg(script)
+        .arg(url);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run wrk: {e}"))?;
+    let cpu_after = cpu_ticks(pid)?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("{\"requests\""))
+        .ok_or_else(|| {
+            format!(
+                "wrk printed no report:\n{stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })?;
+    let report: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let number = |key: &str| report[key].as_f64().unwrap_or(0.0);
+    let requests = number("requests");
+    let seconds = number("duration_us") / 1e6;
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    let cpu_seconds = (cpu_after - cpu_before) as f64 / ticks_per_second;
+    Ok(Sample {
+        rps: requests / seconds,
+        p50_ms: number("p50_us") / 1000.0,
+        p99_ms: number("p99_us") / 1000.0,
+        cpu_us_per_request: cpu_seconds * 1e6 / requests.max(1.0),
+        requests: requests as u64,
+        non2xx: (number("non2xx") + number("errors")) as u64,
+    })
+}
+
+/// User plus system CPU time of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Result<u64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    // The command name may hold spaces; fields are counted after its ')'.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok(utime + stime)
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// p99 in milliseconds of `POST /tokens/verify` at a fixed rate, with oha
+/// correcting for coordinated omission.
+fn fixed_rate_p99(url: &str, token: &str, rate: f64, seconds: u32) -> Result<f64, String> {
+    let output = Command::new("oha")
+        .args([
+            "--no-tui",
+            "--output-format",
+            "json",
+            "--latency-correction",
+        ])
+        .args([
+            "-z",
+            &format!("{seconds}s"),
+            "-c",
+            "32",
+            "-q",
+            &format!("{rate:.0}"),
+        ])
+        .args(["-m", "POST", "-T", "application/json"])
+        .args(["-d", &json!({ "token": token }).to_string()])
+        .arg(format!("{url}/api/v1/tokens/verify"))
+        .output()
+        .map_err(|e| format!("cannot run oha: {e}"))?;
+    let report: Value = serde_json::from_slice(&output.stdout).map_err(|e| {
+        format!(
+            "oha printed no JSON ({e}): {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
+    report["latencyPercentiles"]["p99"]
+        .as_f64()
+        .map(|seconds| seconds * 1000.0)
+        .ok_or_else(|| format!("no p99 in oha's report: {report}"))
+}
+
+/// Write transactions during a verify load: every SQLite commit under
+/// `synchronous=FULL` ends in an fsync or fdatasync, which strace counts.
+fn fsyncs_during(
+    pid: u32,
+    load: impl FnOnce() -> Result<Sample, String>,
+) -> Result<Option<(u64, u64)>, String> {
+    let strace = Command::new("strace")
+        .args([
+            "-f",
+            "--seccomp-bpf",
+            "-e",
+            "trace=fsync,fdatasync",
+            "-c",
+            "-p",
+            &pid.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(strace) = strace else {
+        return Ok(None);
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let sample = load()?;
+    let _ = Command::new("kill")
+        .args(["-INT", &strace.id().to_string()])
+        .status();
+    let output = strace.wait_with_output().map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&output.stderr);
+    if text.contains("Operation not permitted") {
+        return Ok(None);
+    }
+    let calls: u64 = text
+        .lines()
+        .filter(|l| l.trim_end().ends_with("fsync") || l.trim_end().ends_with("fdatasync"))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .nth(3)
+                .and_then(|c| c.parse::<u64>().ok())
+        })
+        .sum();
+    Ok(Some((calls, sample.requests)))
+}
+
+struct SizeResult {
+    size: usize,
+    seed_seconds: f64,
+    startup_ms: f64,
+    rss_idle_mb: f64,
+    rss_loaded_mb: f64,
+    baseline: Sample,
+    verify: Sample,
+    token_self: Sample,
+    fsyncs: Option<(u64, u64)>,
+    rate: f64,
+    p99_baseline_ms: f64,
+    p99_idle_ms: f64,
+    p99_hammered_ms: f64,
+    hammer: Sample,
+    creations: Sample,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn median_sample(samples: &[Sample]) -> Sample {
+    let pick = |f: fn(&Sample) -> f64| median(samples.iter().map(f).collect());
+    Sample {
+        rps: pick(|s| s.rps),
+        p50_ms: pick(|s| s.p50_ms),
+        p99_ms: pick(|s| s.p99_ms),
+        cpu_us_per_request: pick(|s| s.cpu_us_per_request),
+        requests: samples.iter().map(|s| s.requests).sum(),
+        non2xx: samples.iter().map(|s| s.non2xx).sum(),
+    }
+}
+
+fn measure(
+    size: usize,
+    plan: &Plan,
+    scripts: &Scripts,
+    baseline: &Process,
+) -> Result<SizeResult, String> {
+    eprintln!("== {size} tokens: seeding");
+    let mut server = Server::start_with(&["--trust-proxy"]);
+    let admin = sign_up(&server, "bench@example.com");
+    server.terminate();
+    let started = Instant::now();
+    let hot = seed(&server.db_path(), &admin.workspace, &admin.id, size)?;
+    let seed_seconds = started.elapsed().as_secs_f64();
+    let tokens_file = scripts.dir.join(format!("tokens-{size}.txt"));
+    std::fs::write(&tokens_file, hot.join("\n") + "\n").map_err(|e| e.to_string())?;
+    let tokens_file = tokens_file.to_string_lossy().into_owned();
+
+    eprintln!("== {size} tokens: start-up");
+    let mut startups = Vec::new();
+    for attempt in 0..5 {
+        if attempt > 0 {
+            server.terminate();
+        }
+        let began = Instant::now();
+        server.restart();
+        while server.get("/healthz").send().status != 200 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        startups.push(began.elapsed().as_secs_f64() * 1000.0);
+    }
+    let pid = server.pid().ok_or("server not running")?;
+    let base_pid = baseline.child.id();
+    let url = format!("http://{}", server.addr);
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_idle_mb = rss_mb(pid);
+
+    eprintln!("== {size} tokens: peak throughput");
+    let verify_script = scripts.path("verify.lua");
+    let self_script = scripts.path("self.lua");
+    let env = [("TOKENS_FILE", tokens_file.as_str())];
+    // Warm both servers (and the verify cache) before measuring.
+    wrk(
+        &baseline.url,
+        &verify_script,
+        CONNECTIONS,
+        2,
+        &env,
+        base_pid,
+    )?;
+    wrk(&url, &verify_script, CONNECTIONS, 2, &env, pid)?;
+    let (mut base, mut verify, mut token_self) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..plan.rounds {
+        // Rotate the order so drift over the run does not favour one side.
+        for step in 0..3 {
+            match (round + step) % 3 {
+                0 => base.push(wrk(
+                    &baseline.url,
+                    &verify_script,
+                    CONNECTIONS,
+                    plan.seconds,
+                    &env,
+                    base_pid,
+                )?),
+                1 => verify.push(wrk(
+                    &url,
+                    &verify_script,
+                    CONNECTIONS,
+                    plan.seconds,
+                    &env,
+                    pid,
+                )?),
+                _ => token_self.push(wrk(
+                    &url,
+                    &self_script,
+                    CONNECTIONS,
+                    plan.seconds,
+                    &env,
+                    pid,
+                )?),
+            }
+        }
+    }
+    let (baseline_sample, verify_sample, self_sample) = (
+        median_sample(&base),
+        median_sample(&verify),
+        median_sample(&token_self),
+    );
+
+    eprintln!("== {size} tokens: database writes during verification");
+    let fsyncs = fsyncs_during(pid, || {
+        wrk(&url, &verify_script, CONNECTIONS, plan.seconds, &env, pid)
+    })?;
+
+    eprintln!("== {size} tokens: latency at half the peak rate, idle and under sign-in pressure");
+    let rate = verify_sample.rps / 2.0;
+    let one_token = hot[0].clone();
+    let (mut p99_baseline, mut p99_idle) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        p99_baseline.push(fixed_rate_p99(
+            &baseline.url,
+            &one_token,
+            rate,
+            plan.seconds,
+        )?);
+        p99_idle.push(fixed_rate_p99(&url, &one_token, rate, plan.seconds)?);
+    }
+    let (p99_baseline_ms, p99_idle_ms) = (median(p99_baseline), median(p99_idle));
+    let hammer_script = scripts.path("hammer.lua");
+    let hammer_url = url.clone();
+    // The attack starts a second before the measurement and ends after it.
+    let hammering =
+        std::thread::spawn(move || wrk(&hammer_url, &hammer_script, ATTACKERS, 12, &[], pid));
+    std::thread::sleep(Duration::from_secs(1));
+    let p99_hammered_ms = fixed_rate_p99(&url, &one_token, rate, 10)?;
+    let hammer = hammering.join().map_err(|_| "hammer thread panicked")??;
+
+    eprintln!("== {size} tokens: token creation");
+    let creations = wrk(
+        &url,
+        &scripts.path("create.lua"),
+        16,
+        plan.seconds,
+        &[("SESSION", admin.session.as_str())],
+        pid,
+    )?;
+    let rss_loaded_mb = rss_mb(pid);
+    server.terminate();
+
+    Ok(SizeResult {
+        size,
+        seed_seconds,
+        startup_ms: median(startups),
+        rss_idle_mb,
+        rss_loaded_mb,
+        baseline: baseline_sample,
+        verify: verify_sample,
+        token_self: self_sample,
+        fsyncs,
+        rate,
+        p99_baseline_ms,
+        p99_idle_ms,
+        p99_hammered_ms,
+        hammer,
+        creations,
+    })
+}
+
+/// Inserts `count` active tokens owned by the workspace admin, as a bulk
+/// load straight into the schema; returns `HOT_SET` of their secrets,
+/// spread evenly over the table.
+fn seed(db: &Path, workspace: &str, owner: &str, count: usize) -> Result<Vec<String>, String> {
+    let prefix = Prefix::parse("tw_").ok_or("prefix")?;
+    let mut conn = Connection::open(db).map_err(|e| e.to_string())?;
+    // A bulk load: durability of the seed itself does not matter.
+    conn.execute_batch("PRAGMA synchronous = OFF;")
+        .map_err(|e| e.to_string())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs() as i64;
+    let every = (count / HOT_SET).max(1);
+    let mut hot = Vec::with_capacity(HOT_SET);
+    let tx = conn.transaction().map_err(|e| e.to_string())?;
+    {
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO tokens (id, workspace_id, owner_id, name, secret_hash, hint, scopes, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'contacts tokens:read', ?7, ?8)",
+            )
+            .map_err(|e| e.to_string())?;
+        for i in 0..count {
+            let secret = token_format::generate(&prefix).map_err(|e| e.to_string())?;
+            let mut id = String::with_capacity(36);
+            let _ = write!(id, "00000000-0000-4000-8000-{i:012}");
+            insert
+                .execute(params![
+                    id,
+                    workspace,
+                    owner,
+                    format!("integration {i}"),
+                    secret.hash().0.as_slice(),
+                    secret.hint(),
+                    now,
+                    now + 30 * 86_400
+                ])
+                .map_err(|e| e.to_string())?;
+            if i % every == 0 && hot.len() < HOT_SET {
+                hot.push(secret.expose().to_owned());
+            }
+        }
+    }
+    tx.commit().map_err(|e| e.to_string())?;
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .map_err(|e| e.to_string())?;
+    Ok(hot)
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}
+
+fn print_report(plan: &Plan, results: &[SizeResult]) {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n### Throughput and latency (wrk, closed loop, {CONNECTIONS} connections; medians of {} rounds)\n",
+        plan.rounds
+    );
+    let _ = writeln!(
+        out,
+        "| tokens in DB | endpoint | req/s | p50 ms | p99 ms | vs baseline | server CPU µs/req |"
+    );
+    let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|");
+    for r in results {
+        for (name, s) in [
+            ("baseline (bare warp)", &r.baseline),
+            ("POST /tokens/verify", &r.verify),
+            ("GET /tokens/self (token auth)", &r.token_self),
+        ] {
+            let _ = writeln!(
+                out,
+                "| {} | {name} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} |",
+                r.size,
+                s.rps,
+                s.p50_ms,
+                s.p99_ms,
+                s.rps / r.baseline.rps,
+                s.cpu_us_per_request
+            );
+        }
+    }
+    let _ = writeln!(out, "\n### Other figures\n");
+    let _ = writeln!(
+        out,
+        "| tokens in DB | seed s | start-up to healthy ms | RSS idle MB | RSS after load MB | fsyncs / verifies | p99 ms at half the verify peak: baseline · verify · verify under sign-in attack | token creations/s |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---|---:|");
+    for r in results {
+        let fsyncs = r
+            .fsyncs
+            .map_or("n/a".into(), |(calls, reqs)| format!("{calls} / {reqs}"));
+        let _ = writeln!(
+            out,
+            "| {} | {:.1} | {:.0} | {:.1} | {:.1} | {fsyncs} | {:.2} · {:.2} · {:.2} at {:.0}/s | {:.0} |",
+            r.size,
+            r.seed_seconds,
+            r.startup_ms,
+            r.rss_idle_mb,
+            r.rss_loaded_mb,
+            r.p99_baseline_ms,
+            r.p99_idle_ms,
+            r.p99_hammered_ms,
+            r.rate,
+            r.creations.rps
+        );
+    }
+    let (small, large) = (&results[0], &results[results.len() - 1]);
+    let writes = large
+        .fsyncs
+        .map(|(calls, reqs)| calls as f64 / reqs.max(1) as f64);
+    let _ = writeln!(out, "\n### Targets\n");
+    let _ = writeln!(out, "| figure | target | measured | |");
+    let _ = writeln!(out, "|---|---|---:|---|");
+    for r in results {
+        let ratio = r.verify.rps / r.baseline.rps;
+        let by_cpu = r.baseline.cpu_us_per_request / r.verify.cpu_us_per_request;
+        let _ = writeln!(
+            out,
+            "| verify / baseline throughput, {} tokens (by CPU per request: {by_cpu:.2}) | ≥ 0.70 | {ratio:.2} | {} |",
+            r.size,
+            verdict(ratio >= 0.70)
+        );
+    }
+    let scale = large.verify.rps / small.verify.rps;
+    let _ = writeln!(
+        out,
+        "| verify at {} / at {} tokens | ≥ 0.90 | {scale:.2} | {} |",
+        large.size,
+        small.size,
+        verdict(scale >= 0.90)
+    );
+    for r in results {
+        let _ = writeln!(
+            out,
+            "| verify p99 at half of peak, {} tokens (baseline at that rate: {:.2} ms) | ≤ 2 ms | {:.2} ms | {} |",
+            r.size,
+            r.p99_baseline_ms,
+            r.p99_idle_ms,
+            verdict(r.p99_idle_ms <= 2.0)
+        );
+    }
+    let pressure = results
+        .iter()
+        .map(|r| r.p99_hammered_ms / r.p99_idle_ms)
+        .fold(0.0, f64::max);
+    let _ = writeln!(
+        out,
+        "| verify p99 under {ATTACKERS} sign-in attackers / idle | ≤ 3 | {pressure:.2} | {} |",
+        verdict(pressure <= 3.0)
+    );
+    match writes {
+        Some(w) => {
+            let _ = writeln!(
+                out,
+                "| database writes per verify | 0 | {w:.6} | {} |",
+                verdict(w < 0.001)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "| database writes per verify | 0 | n/a (strace unavailable) | |"
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "| RSS idle | ≤ 20 MB | {:.1} MB | {} |",
+        large.rss_idle_mb,
+        verdict(large.rss_idle_mb <= 20.0)
+    );
+    let _ = writeln!(
+        out,
+        "| RSS with {} tokens after the load | ≤ 80 MB | {:.1} MB | {} |",
+        large.size,
+        large.rss_loaded_mb,
+        verdict(large.rss_loaded_mb <= 80.0)
+    );
+    let _ = writeln!(
+        out,
+        "| start-up to first healthy answer, {} tokens | ≤ 200 ms | {:.0} ms | {} |",
+        large.size,
+        large.startup_ms,
+        verdict(large.startup_ms <= 200.0)
+    );
+    let creations = results
+        .iter()
+        .map(|r| r.creations.rps)
+        .fold(f64::MAX, f64::min);
+    let _ = writeln!(
+        out,
+        "| token creations per second | ≥ 1000 | {creations:.0} | {} |",
+        verdict(creations >= 1000.0)
+    );
+    let failures: u64 = results
+        .iter()
+        .map(|r| r.verify.non2xx + r.token_self.non2xx + r.creations.non2xx + r.baseline.non2xx)
+        .sum();
+    let hashed: u64 = results.iter().map(|r| r.hammer.requests).sum();
+    let _ = writeln!(
+        out,
+        "\nNon-2xx answers or socket errors under load: {failures}. Sign-in attempts answered during the attacks: {hashed} (each a full argon2id hash)."
+    );
+    print!("{out}");
+    let _ = std::io::stdout().flush();
+}
