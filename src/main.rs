@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
-        .with_ansi(std::io::stderr().is_terminal())
+        .event_format(tokenward::logging::LineFormat)
         .init();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()

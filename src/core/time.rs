@@ -75,6 +75,21 @@ impl Timestamp {
         out
     }
 
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, for log lines: `since_epoch` with
+    /// millisecond precision.
+    pub fn rfc3339_millis(since_epoch: std::time::Duration) -> [u8; 24] {
+        let secs = i64::try_from(since_epoch.as_secs()).unwrap_or(MAX_SECONDS);
+        let whole = Timestamp(secs).rfc3339_bytes();
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        out[..19].copy_from_slice(&whole[..19]);
+        let mut millis = since_epoch.subsec_millis();
+        for at in (20..23).rev() {
+            out[at] = b'0' + (millis % 10) as u8;
+            millis /= 10;
+        }
+        out
+    }
+
     /// Parses an RFC 3339 date-time with any offset; fractions of a second
     /// are dropped.
     pub fn parse_rfc3339(text: &str) -> Option<Self> {
@@ -103,6 +118,14 @@ mod tests {
             Timestamp(1_774_447_200).to_rfc3339(),
             "2026-03-25T14:00:00Z"
         );
+    }
+
+    #[test]
+    fn log_timestamps_have_milliseconds() {
+        let at = std::time::Duration::from_millis(1_774_447_200_007);
+        assert_eq!(&Timestamp::rfc3339_millis(at), b"2026-03-25T14:00:00.007Z");
+        let at = std::time::Duration::from_nanos(999_999_999);
+        assert_eq!(&Timestamp::rfc3339_millis(at), b"1970-01-01T00:00:00.999Z");
     }
 
     #[test]

@@ -4,12 +4,16 @@
 //! call or a thread wake-up, on the request path. Dropping the guard writes
 //! what is left.
 
+mod line;
+
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
+
+pub use line::LineFormat;
 
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// Wake the writer early beyond this many pending bytes.
