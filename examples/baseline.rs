@@ -16,7 +16,8 @@ async fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:0".to_owned())
         .parse()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    // Bound as tokenward binds, so both send their answers alike.
+    let listener = tokenward::listen(addr)?;
     println!("baseline listening on http://{}", listener.local_addr()?);
     let route = warp::body::bytes().map(|_body: warp::hyper::body::Bytes| {
         warp::reply::with_header(

@@ -51,6 +51,21 @@ pub struct ServerConfig {
     pub trust_proxy: bool,
 }
 
+/// Listens on `addr` with `TCP_NODELAY`, which Linux passes on to every
+/// accepted connection: an answer longer than one segment is sent whole at
+/// once rather than its tail waiting for the client's delayed ACK.
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// Serves on `listener` until `shutdown` resolves, then drains connections
 /// and flushes last-used times. Binding is the caller's job, so tests can
 /// listen on port 0.
@@ -133,4 +148,18 @@ pub async fn run(
     sweeper.await.context("while stopping the sweeper")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_send_without_delay() {
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(accepted.nodelay().unwrap());
+    }
 }

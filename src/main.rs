@@ -55,14 +55,12 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (set --addr or TOKENWARD_ADDR)",
-                args.addr
-            )
-        })?;
+    let listener = tokenward::listen(args.addr).with_context(|| {
+        format!(
+            "cannot listen on {} (set --addr or TOKENWARD_ADDR)",
+            args.addr
+        )
+    })?;
     let config = tokenward::ServerConfig {
         db: args.db.db,
         sweep_interval: Duration::from_secs(args.sweep_interval),
