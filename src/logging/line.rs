@@ -70,41 +70,70 @@ struct Fields<'w, 'a> {
 }
 
 impl Fields<'_, '_> {
-    fn write(&mut self, field: &Field, value: fmt::Arguments<'_>) {
-        if self.result.is_ok() {
-            self.result = if field.name() == "message" {
-                write!(self.writer, " {value}")
-            } else {
-                write!(self.writer, " {}={value}", field.name())
-            };
+    /// ` name=` (or just ` ` for the message), then `value` writes the rest.
+    /// Names and plain values go in with `write_str`: the formatting
+    /// machinery costs more than the line itself.
+    fn write(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+        if self.result.is_err() {
+            return;
         }
+        self.result = (|| {
+            self.writer.write_char(' ')?;
+            if field.name() != "message" {
+                self.writer.write_str(field.name())?;
+                self.writer.write_char('=')?;
+            }
+            value(self.writer)
+        })();
+    }
+
+    fn integer(&mut self, field: &Field, negative: bool, magnitude: u64) {
+        self.write(field, |w| {
+            let mut digits = [0u8; 21];
+            let mut at = digits.len();
+            let mut rest = magnitude;
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (rest % 10) as u8;
+                rest /= 10;
+                if rest == 0 {
+                    break;
+                }
+            }
+            if negative {
+                at -= 1;
+                digits[at] = b'-';
+            }
+            // ASCII digits and a sign only.
+            w.write_str(std::str::from_utf8(&digits[at..]).unwrap_or("?"))
+        });
     }
 }
 
 impl Visit for Fields<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if needs_quotes(value) {
-            self.write(field, format_args!("{value:?}"));
+            self.write(field, |w| write!(w, "{value:?}"));
         } else {
-            self.write(field, format_args!("{value}"));
+            self.write(field, |w| w.write_str(value));
         }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.write(field, format_args!("{value}"));
+        self.integer(field, false, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.write(field, format_args!("{value}"));
+        self.integer(field, value < 0, value.unsigned_abs());
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.write(field, format_args!("{value}"));
+        self.write(field, |w| w.write_str(if value { "true" } else { "false" }));
     }
 
     /// Messages and `%display` fields arrive here already as text to show.
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.write(field, format_args!("{value:?}"));
+        self.write(field, |w| write!(w, "{value:?}"));
     }
 }
 
