@@ -15,7 +15,6 @@ use crate::auth::jwt::{JwtError, looks_like_jwt};
 use crate::auth::presented_token::{Inspection, inspect};
 use crate::core::ids::Id;
 use crate::core::model::TokenGrant;
-use crate::core::scopes::Scope;
 use crate::core::time::Timestamp;
 use crate::core::verdict::Verdict;
 use crate::error::ApiError;
@@ -84,8 +83,8 @@ fn presented(state: AppState) -> impl Filter<Extract = (Presented,), Error = Rej
 
 enum Resolved {
     Session(SessionCaller),
-    /// A valid API token and its effective scopes.
-    Token(Arc<TokenGrant>, Vec<Scope>),
+    /// A valid API token.
+    Token(Arc<TokenGrant>),
 }
 
 fn invalid(message: &str) -> ApiError {
@@ -153,9 +152,9 @@ async fn token_caller(
         Inspection::Malformed => Err(invalid("the API token is malformed")),
         Inspection::NotFound => Err(invalid("the API token is not known")),
         Inspection::Found(grant, verdict) => match verdict {
-            Verdict::Valid(effective) => {
+            Verdict::Valid => {
                 state.usage.record(grant.token.id, now, ip);
-                Ok(Resolved::Token(grant, effective))
+                Ok(Resolved::Token(grant))
             }
             Verdict::Expired => Err(invalid("the API token has expired")),
             Verdict::Revoked => Err(invalid("the API token has been revoked")),
@@ -203,7 +202,7 @@ pub fn session(
         async move {
             match resolve(&state, &presented).await {
                 Ok(Some(Resolved::Session(session))) => Ok(session),
-                Ok(Some(Resolved::Token(..))) => Err(warp::reject::custom(session_only())),
+                Ok(Some(Resolved::Token(_))) => Err(warp::reject::custom(session_only())),
                 Ok(None) => Err(warp::reject::custom(ApiError::InvalidToken {
                     message: NO_CREDENTIAL.into(),
                     presented: false,
@@ -231,7 +230,7 @@ pub fn optional_session(
             }
             match resolve(&state, &presented).await {
                 Ok(Some(Resolved::Session(session))) => Ok(Some(session)),
-                Ok(Some(Resolved::Token(..))) => Err(warp::reject::custom(session_only())),
+                Ok(Some(Resolved::Token(_))) => Err(warp::reject::custom(session_only())),
                 Ok(None) => Ok(None),
                 Err(err) => Err(warp::reject::custom(err)),
             }
@@ -258,7 +257,7 @@ async fn workspace_caller(state: &AppState, presented: Presented) -> Result<Call
             message: NO_CREDENTIAL.into(),
             presented: false,
         }),
-        Some(Resolved::Token(grant, effective)) => {
+        Some(Resolved::Token(grant)) => {
             let membership = grant
                 .owner_membership
                 .clone()
@@ -267,7 +266,7 @@ async fn workspace_caller(state: &AppState, presented: Presented) -> Result<Call
                 account: grant.token.created_by.clone(),
                 workspace_id: grant.token.workspace_id,
                 membership,
-                credential: Credential::Token { grant, effective },
+                credential: Credential::Token(grant),
             })
         }
         Some(Resolved::Session(session)) => {

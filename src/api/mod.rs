@@ -9,6 +9,7 @@ mod domains;
 mod query;
 mod reply;
 mod settings;
+mod token_object;
 mod tokens;
 mod web;
 mod workspaces;

@@ -71,6 +71,20 @@ pub fn ok<T: Serialize>(data: &T) -> Response {
     envelope(StatusCode::OK, data, None)
 }
 
+/// `200 {"success": true, "data": …}` where `write` appends the JSON of
+/// `data` itself: for the hot answers, rendered partly from cached JSON.
+pub fn ok_written(write: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>) -> Response {
+    let mut body = Vec::with_capacity(1024);
+    body.extend_from_slice(br#"{"success":true,"data":"#);
+    match write(&mut body) {
+        Ok(()) => {
+            body.push(b'}');
+            json_response(StatusCode::OK, body)
+        }
+        Err(err) => error(&ApiError::internal("serialising a response", err)),
+    }
+}
+
 /// `201 {"success": true, "data": …}`.
 pub fn created<T: Serialize>(data: &T) -> Response {
     envelope(StatusCode::CREATED, data, None)

@@ -5,7 +5,6 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use serde::Serialize;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -13,6 +12,7 @@ use warp::{Filter, Rejection};
 use super::auth;
 use super::body::{self, Fields};
 use super::query::{Query, query};
+pub use super::token_object::TokenView;
 use super::{reply, with};
 use crate::auth::caller::Caller;
 use crate::auth::presented_token::{Inspection, inspect};
@@ -25,11 +25,10 @@ use crate::core::settings::Settings;
 use crate::core::time::Timestamp;
 use crate::core::token_format::{self, Prefix, Secret};
 use crate::core::validate;
-use crate::core::verdict::{Verdict, effective_scopes};
+use crate::core::verdict::Verdict;
 use crate::error::ApiError;
 use crate::state::{AppState, lock};
 use crate::store::{NewToken, TokenEdit, TokenName, TokenQuery};
-use crate::usage::{LastUse, UsageLog};
 
 type TokenId = Id<Token>;
 
@@ -130,65 +129,6 @@ fn reset(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejectio
         .and_then(handle_reset)
 }
 
-/// The token object of §4, borrowed from the stored token; `token` (the
-/// secret) only right after create or reset.
-pub struct TokenView<'a> {
-    token: &'a Token,
-    scopes: &'a [Scope],
-    state: TokenState,
-    last_used: LastUse<'a>,
-    secret: Option<&'a str>,
-}
-
-impl<'a> TokenView<'a> {
-    /// The token as stored, with any use not yet flushed.
-    pub fn new(token: &'a Token, usage: &UsageLog, now: Timestamp) -> TokenView<'a> {
-        TokenView {
-            token,
-            scopes: &token.scopes,
-            state: token.state(now),
-            last_used: usage.latest(token),
-            secret: None,
-        }
-    }
-
-    pub fn with_secret(mut self, secret: &'a Secret) -> TokenView<'a> {
-        self.secret = Some(secret.expose());
-        self
-    }
-
-    fn with_scopes(mut self, scopes: &'a [Scope]) -> TokenView<'a> {
-        self.scopes = scopes;
-        self
-    }
-}
-
-impl Serialize for TokenView<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let t = self.token;
-        let mut out = serializer.serialize_struct("Token", 15)?;
-        out.serialize_field("id", &t.id)?;
-        out.serialize_field("number", &t.number)?;
-        out.serialize_field("name", &t.name)?;
-        out.serialize_field("token_hint", &t.hint)?;
-        out.serialize_field("scopes", self.scopes)?;
-        out.serialize_field("workspace_id", &t.workspace_id)?;
-        out.serialize_field("created_by", &t.created_by)?;
-        out.serialize_field("created_at", &t.created_at)?;
-        out.serialize_field("expires_at", &t.expires_at)?;
-        out.serialize_field("last_used_at", &self.last_used.at)?;
-        out.serialize_field("last_used_ip", &self.last_used.ip)?;
-        out.serialize_field("revoked_at", &t.revoked_at)?;
-        out.serialize_field("replaced_by", &t.replaced_by)?;
-        out.serialize_field("state", &self.state)?;
-        if let Some(secret) = self.secret {
-            out.serialize_field("token", secret)?;
-        }
-        out.end()
-    }
-}
-
 /// The prefix new tokens of the workspace get: its own, else the instance's.
 pub async fn prefix_for(
     state: &AppState,
@@ -221,13 +161,6 @@ async fn manageable(state: &AppState, caller: &Caller, id: TokenId) -> Result<To
         .ok_or(ApiError::NotFound)
 }
 
-#[derive(Serialize)]
-struct Verification<'a> {
-    valid: bool,
-    code: &'static str,
-    token: Option<TokenView<'a>>,
-}
-
 async fn handle_verify(
     ip: Option<IpAddr>,
     mut fields: Fields,
@@ -247,47 +180,61 @@ async fn handle_verify(
     let presented = presented.unwrap_or_default();
 
     let now = Timestamp::now();
-    let (code, found) = match inspect(state.store.as_ref(), &presented, now).await? {
+    let (code, grant) = match inspect(state.store.as_ref(), &presented, now).await? {
         Inspection::Malformed => ("MALFORMED", None),
         Inspection::NotFound => ("NOT_FOUND", None),
         Inspection::Found(grant, verdict) => {
-            let (code, effective) = match verdict {
-                Verdict::Valid(effective)
-                    if wanted.iter().all(|w| scopes::holds(&effective, w)) =>
+            let code = match verdict {
+                Verdict::Valid
+                    if wanted
+                        .iter()
+                        .all(|w| scopes::holds(grant.effective_scopes(), w)) =>
                 {
                     state.usage.record(grant.token.id, now, ip);
-                    ("VALID", effective)
+                    "VALID"
                 }
-                Verdict::Valid(effective) => ("INSUFFICIENT_SCOPE", effective),
-                Verdict::Expired => ("EXPIRED", effective_scopes(&grant)),
-                Verdict::Revoked => ("REVOKED", effective_scopes(&grant)),
-                Verdict::Disabled => ("DISABLED", Vec::new()),
+                Verdict::Valid => "INSUFFICIENT_SCOPE",
+                Verdict::Expired => "EXPIRED",
+                Verdict::Revoked => "REVOKED",
+                Verdict::Disabled => "DISABLED",
             };
-            (code, Some((grant, effective)))
+            (code, Some(grant))
         }
     };
-    let token = found.as_ref().map(|(grant, effective)| {
-        TokenView::new(&grant.token, &state.usage, now).with_scopes(effective)
-    });
     let valid = code == "VALID";
     if !valid && let Some(ip) = ip {
         lock(&state.verify_failures).record_failure(ip, Instant::now());
     }
-    Ok(reply::ok(&Verification { valid, code, token }))
+    // `{"valid": …, "code": …, "token": {…} | null}`, the token object with
+    // its effective scopes (§9).
+    Ok(reply::ok_written(|out| {
+        out.extend_from_slice(if valid {
+            br#"{"valid":true,"code":"#
+        } else {
+            br#"{"valid":false,"code":"#
+        });
+        serde_json::to_writer(&mut *out, code)?;
+        out.extend_from_slice(br#","token":"#);
+        match &grant {
+            Some(grant) => TokenView::new(&grant.token, &state.usage, now)
+                .with_scopes(grant.effective_scopes())
+                .write_from(grant, out)?,
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+        Ok(())
+    }))
 }
 
 async fn handle_self(caller: Caller, state: AppState) -> Result<Response, Rejection> {
-    let Some(token) = caller.token() else {
+    let Some(grant) = caller.grant() else {
         return Err(ApiError::Forbidden(
             "GET /tokens/self describes the calling API token; a session has none".into(),
         )
         .into());
     };
-    Ok(reply::ok(&TokenView::new(
-        token,
-        &state.usage,
-        Timestamp::now(),
-    )))
+    let view = TokenView::new(&grant.token, &state.usage, Timestamp::now());
+    Ok(reply::ok_written(|out| view.write_from(grant, out)))
 }
 
 fn name_field(fields: &mut Fields, required: bool) -> Option<String> {

@@ -23,10 +23,7 @@ pub struct SessionCaller {
 pub enum Credential {
     Session(Id<Session>),
     /// An API token acting as its owner, narrowed to its effective scopes.
-    Token {
-        grant: Arc<TokenGrant>,
-        effective: Vec<Scope>,
-    },
+    Token(Arc<TokenGrant>),
 }
 
 /// A caller acting in one workspace: a session, or an API token.
@@ -45,8 +42,13 @@ impl Caller {
 
     /// The calling token, if an API token is calling.
     pub fn token(&self) -> Option<&Token> {
+        self.grant().map(|grant| &grant.token)
+    }
+
+    /// The calling token with its owner, if an API token is calling.
+    pub fn grant(&self) -> Option<&TokenGrant> {
         match &self.credential {
-            Credential::Token { grant, .. } => Some(&grant.token),
+            Credential::Token(grant) => Some(grant),
             Credential::Session(_) => None,
         }
     }
@@ -56,7 +58,7 @@ impl Caller {
     pub fn holds(&self, needed: &Scope) -> bool {
         match &self.credential {
             Credential::Session(_) => self.membership.grants().holds(needed),
-            Credential::Token { effective, .. } => scopes::holds(effective, needed),
+            Credential::Token(grant) => scopes::holds(grant.effective_scopes(), needed),
         }
     }
 
@@ -75,7 +77,7 @@ impl Caller {
     pub fn require_token_management(&self, access: Access) -> Result<(), ApiError> {
         match self.credential {
             Credential::Session(_) => Ok(()),
-            Credential::Token { .. } => self.require(Scope {
+            Credential::Token(_) => self.require(Scope {
                 resource: Resource::Tokens,
                 access,
             }),

@@ -1,5 +1,7 @@
 //! The things tokenward keeps, as plain data shared by the store and the API.
 
+use std::sync::OnceLock;
+
 use serde::Serialize;
 
 use super::ids::Id;
@@ -159,22 +161,50 @@ impl Token {
     }
 }
 
-/// A token with its owner as they are now: what verification decides on.
+/// A token with its owner as they were when it was read: what verification
+/// decides on. A grant never changes once read (a write that would change
+/// it makes the next verification read a new one), so what follows from it
+/// is worked out once: its effective scopes at construction, its rendering
+/// for answers on first use.
 #[derive(Clone, Debug)]
 pub struct TokenGrant {
     pub token: Token,
     pub owner_disabled: bool,
     /// `None` when the owner is no longer a member of the token's workspace.
     pub owner_membership: Option<Membership>,
+    effective: Vec<Scope>,
+    /// The transport's rendering of the token's fixed fields, made the first
+    /// time an answer needs it and reused by every later one.
+    pub rendered: OnceLock<Box<[u8]>>,
 }
 
 impl TokenGrant {
+    pub fn new(token: Token, owner_disabled: bool, owner_membership: Option<Membership>) -> Self {
+        let mut grant = TokenGrant {
+            token,
+            owner_disabled,
+            owner_membership,
+            effective: Vec::new(),
+            rendered: OnceLock::new(),
+        };
+        if let Some(grants) = grant.owner_grants() {
+            grant.effective = grants.narrow(&grant.token.scopes);
+        }
+        grant
+    }
+
     /// The owner's current grants, or `None` when the owner cannot act.
     pub fn owner_grants(&self) -> Option<Grants> {
         if self.owner_disabled {
             return None;
         }
         self.owner_membership.as_ref().map(Membership::grants)
+    }
+
+    /// The token's scopes as its owner's grants allow them (its own ∩ the
+    /// owner's); empty when the owner can no longer act.
+    pub fn effective_scopes(&self) -> &[Scope] {
+        &self.effective
     }
 }
 

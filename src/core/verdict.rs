@@ -1,13 +1,12 @@
 //! Whether a stored token may act now, and with which scopes.
 
 use super::model::{TokenGrant, TokenState};
-use super::scopes::Scope;
 use super::time::Timestamp;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Usable, with these effective scopes (its own ∩ its owner's now).
-    Valid(Vec<Scope>),
+    /// Usable, with the grant's effective scopes (its own ∩ its owner's).
+    Valid,
     Expired,
     Revoked,
     /// The owner was removed from the workspace, or disabled.
@@ -18,20 +17,9 @@ pub fn judge(grant: &TokenGrant, now: Timestamp) -> Verdict {
     match grant.token.state(now) {
         TokenState::Revoked => Verdict::Revoked,
         TokenState::Expired => Verdict::Expired,
-        TokenState::Active => match grant.owner_grants() {
-            Some(grants) => Verdict::Valid(grants.narrow(&grant.token.scopes)),
-            None => Verdict::Disabled,
-        },
+        TokenState::Active if grant.owner_grants().is_some() => Verdict::Valid,
+        TokenState::Active => Verdict::Disabled,
     }
-}
-
-/// The token's scopes as its owner's grants allow them now; empty when the
-/// owner can no longer act.
-pub fn effective_scopes(grant: &TokenGrant) -> Vec<Scope> {
-    grant
-        .owner_grants()
-        .map(|grants| grants.narrow(&grant.token.scopes))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -47,8 +35,8 @@ mod tests {
         membership: Option<Membership>,
         disabled: bool,
     ) -> TokenGrant {
-        TokenGrant {
-            token: Token {
+        TokenGrant::new(
+            Token {
                 id: Id::new(),
                 number: 1,
                 name: "t".into(),
@@ -66,9 +54,9 @@ mod tests {
                 revoked_at: revoked_at.map(Timestamp),
                 replaced_by: None,
             },
-            owner_disabled: disabled,
-            owner_membership: membership,
-        }
+            disabled,
+            membership,
+        )
     }
 
     fn member(scopes: &str) -> Option<Membership> {
@@ -97,17 +85,25 @@ mod tests {
             judge(&grant(None, None, member("contacts"), true), now),
             Verdict::Disabled
         );
-        assert_eq!(
-            judge(&grant(Some(101), None, member("contacts:read"), false), now),
-            Verdict::Valid(decode("contacts:read"))
-        );
+        let member_token = grant(Some(101), None, member("contacts:read"), false);
+        assert_eq!(judge(&member_token, now), Verdict::Valid);
+        assert_eq!(member_token.effective_scopes(), decode("contacts:read"));
         let admin = Some(Membership {
             role: Role::Admin,
             scopes: vec![],
         });
-        assert_eq!(
-            judge(&grant(None, None, admin, false), now),
-            Verdict::Valid(decode("contacts campaigns"))
+        let admin_token = grant(None, None, admin, false);
+        assert_eq!(judge(&admin_token, now), Verdict::Valid);
+        assert_eq!(admin_token.effective_scopes(), decode("contacts campaigns"));
+    }
+
+    #[test]
+    fn an_owner_who_cannot_act_leaves_no_effective_scopes() {
+        assert!(grant(None, None, None, false).effective_scopes().is_empty());
+        assert!(
+            grant(None, None, member("contacts"), true)
+                .effective_scopes()
+                .is_empty()
         );
     }
 }

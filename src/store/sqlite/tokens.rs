@@ -286,11 +286,11 @@ pub fn grant_by_hash(conn: &Connection, hash: &TokenHash) -> Result<Option<Token
                 }),
                 None => None,
             };
-            Ok(TokenGrant {
-                token: token_from_row(row)?,
-                owner_disabled: row.get(14)?,
+            Ok(TokenGrant::new(
+                token_from_row(row)?,
+                row.get(14)?,
                 owner_membership,
-            })
+            ))
         })
         .optional()?)
 }

@@ -1,0 +1,259 @@
+//! The token object of §4, as every answer shows it.
+//!
+//! Its fields fall in two groups. The *fixed* ones (identity, name, hint,
+//! owner, lifetime, revocation) change only through a write, and a write
+//! makes the next verification read a new grant. The *live* ones (scopes as
+//! they apply, state, last use, the secret right after creation) can differ
+//! from one answer to the next. A grant keeps its fixed fields rendered
+//! ([`TokenGrant::rendered`]), so verifying a cached token copies them and
+//! serialises only the live ones: rendering the whole object was a fifth of
+//! the instructions of a verification.
+//!
+//! Both paths go through the same two field lists ([`fixed_fields`],
+//! [`live_fields`]), so they cannot drift apart.
+
+use serde::Serialize;
+use serde::ser::{SerializeStruct, Serializer};
+
+use crate::core::model::{Token, TokenGrant, TokenState};
+use crate::core::scopes::Scope;
+use crate::core::time::Timestamp;
+use crate::core::token_format::Secret;
+use crate::usage::{LastUse, UsageLog};
+
+/// A token object borrowed from the stored token; `token` (the secret) only
+/// right after create or reset.
+pub struct TokenView<'a> {
+    token: &'a Token,
+    scopes: &'a [Scope],
+    state: TokenState,
+    last_used: LastUse<'a>,
+    secret: Option<&'a str>,
+}
+
+impl<'a> TokenView<'a> {
+    /// The token as stored, with any use not yet flushed.
+    pub fn new(token: &'a Token, usage: &UsageLog, now: Timestamp) -> TokenView<'a> {
+        TokenView {
+            token,
+            scopes: &token.scopes,
+            state: token.state(now),
+            last_used: usage.latest(token),
+            secret: None,
+        }
+    }
+
+    pub fn with_secret(mut self, secret: &'a Secret) -> TokenView<'a> {
+        self.secret = Some(secret.expose());
+        self
+    }
+
+    /// Shows `scopes` (the effective ones, for verification) instead of the
+    /// token's own.
+    pub fn with_scopes(mut self, scopes: &'a [Scope]) -> TokenView<'a> {
+        self.scopes = scopes;
+        self
+    }
+
+    /// Appends the object as JSON, copying the fixed fields from `grant`'s
+    /// rendering (made now if this is its first answer). The view must be
+    /// of `grant.token`.
+    pub fn write_from(&self, grant: &TokenGrant, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let fixed = match grant.rendered.get() {
+            Some(fixed) => fixed,
+            None => {
+                let fixed = render_fixed(&grant.token)?;
+                grant.rendered.get_or_init(|| fixed)
+            }
+        };
+        out.push(b'{');
+        out.extend_from_slice(fixed);
+        let live_starts = out.len();
+        serde_json::to_writer(&mut *out, &Live(self))?;
+        // The live object's `{` becomes the comma after the fixed fields;
+        // its `}` closes the whole object.
+        out[live_starts] = b',';
+        Ok(())
+    }
+}
+
+fn fixed_fields<S: SerializeStruct>(out: &mut S, t: &Token) -> Result<(), S::Error> {
+    out.serialize_field("id", &t.id)?;
+    out.serialize_field("number", &t.number)?;
+    out.serialize_field("name", &t.name)?;
+    out.serialize_field("token_hint", &t.hint)?;
+    out.serialize_field("workspace_id", &t.workspace_id)?;
+    out.serialize_field("created_by", &t.created_by)?;
+    out.serialize_field("created_at", &t.created_at)?;
+    out.serialize_field("expires_at", &t.expires_at)?;
+    out.serialize_field("revoked_at", &t.revoked_at)?;
+    out.serialize_field("replaced_by", &t.replaced_by)
+}
+
+/// Never empty: [`TokenView::write_from`] relies on that.
+fn live_fields<S: SerializeStruct>(out: &mut S, view: &TokenView<'_>) -> Result<(), S::Error> {
+    out.serialize_field("scopes", view.scopes)?;
+    out.serialize_field("state", &view.state)?;
+    out.serialize_field("last_used_at", &view.last_used.at)?;
+    out.serialize_field("last_used_ip", &view.last_used.ip)?;
+    if let Some(secret) = view.secret {
+        out.serialize_field("token", secret)?;
+    }
+    Ok(())
+}
+
+const FIXED: usize = 10;
+const LIVE: usize = 5;
+
+impl Serialize for TokenView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("Token", FIXED + LIVE)?;
+        fixed_fields(&mut out, self.token)?;
+        live_fields(&mut out, self)?;
+        out.end()
+    }
+}
+
+struct Fixed<'a>(&'a Token);
+
+impl Serialize for Fixed<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("Token", FIXED)?;
+        fixed_fields(&mut out, self.0)?;
+        out.end()
+    }
+}
+
+struct Live<'v, 'a>(&'v TokenView<'a>);
+
+impl Serialize for Live<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("Token", LIVE)?;
+        live_fields(&mut out, self.0)?;
+        out.end()
+    }
+}
+
+/// The fixed fields as JSON object members, without the braces:
+/// `"id":"…",…,"replaced_by":null`.
+fn render_fixed(token: &Token) -> serde_json::Result<Box<[u8]>> {
+    let object = serde_json::to_vec(&Fixed(token))?;
+    let members = object
+        .strip_prefix(b"{")
+        .and_then(|rest| rest.strip_suffix(b"}"))
+        .unwrap_or_default();
+    Ok(members.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::core::ids::Id;
+    use crate::core::model::{AccountRef, Membership, Role};
+    use crate::core::scopes::decode;
+    use crate::core::token_format::{self, Prefix};
+
+    fn token(name: &str, revoked: bool, used: bool) -> Token {
+        Token {
+            id: Id::new(),
+            number: 42,
+            name: name.into(),
+            hint: "tw_…abcd".into(),
+            scopes: decode("contacts campaigns:read"),
+            workspace_id: Id::new(),
+            created_by: AccountRef {
+                id: Id::new(),
+                email: "o\"wner@example.com".into(),
+            },
+            created_at: Timestamp(1_700_000_000),
+            expires_at: Some(Timestamp(1_800_000_000)),
+            last_used_at: used.then_some(Timestamp(1_750_000_000)),
+            last_used_ip: used.then(|| "2001:db8::1".into()),
+            revoked_at: revoked.then_some(Timestamp(1_760_000_000)),
+            replaced_by: revoked.then(Id::new),
+        }
+    }
+
+    fn grant(token: Token) -> TokenGrant {
+        let member = Membership {
+            role: Role::Member,
+            scopes: decode("contacts:read"),
+        };
+        TokenGrant::new(token, false, Some(member))
+    }
+
+    fn spliced(grant: &TokenGrant, view: &TokenView<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        view.write_from(grant, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn the_spliced_object_is_the_serialised_one_byte_for_byte() {
+        let usage = UsageLog::default();
+        let secret = token_format::generate(&Prefix::parse("tw_").unwrap()).unwrap();
+        for (name, revoked, used) in [
+            ("CRM", false, false),
+            ("quotes \" and \\ and\nnewlines", true, true),
+            ("ünïcødé ✓", false, true),
+        ] {
+            let grant = grant(token(name, revoked, used));
+            let now = Timestamp(1_765_000_000);
+            usage.record(grant.token.id, now, Some(IpAddr::from([10, 0, 0, 1])));
+            let views = [
+                TokenView::new(&grant.token, &usage, now),
+                TokenView::new(&grant.token, &usage, now).with_scopes(grant.effective_scopes()),
+                TokenView::new(&grant.token, &usage, now).with_secret(&secret),
+            ];
+            for view in &views {
+                let whole = serde_json::to_vec(view).unwrap();
+                // Twice: the first renders the fixed fields, the second reuses them.
+                assert_eq!(spliced(&grant, view), whole);
+                assert_eq!(spliced(&grant, view), whole);
+            }
+        }
+    }
+
+    #[test]
+    fn the_object_has_every_field_of_the_contract() {
+        let usage = UsageLog::default();
+        let grant = grant(token("CRM", false, false));
+        let view = TokenView::new(&grant.token, &usage, Timestamp(0))
+            .with_scopes(grant.effective_scopes());
+        let object: Value = serde_json::from_slice(&spliced(&grant, &view)).unwrap();
+        let mut keys: Vec<&str> = object
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "created_at",
+                "created_by",
+                "expires_at",
+                "id",
+                "last_used_at",
+                "last_used_ip",
+                "name",
+                "number",
+                "replaced_by",
+                "revoked_at",
+                "scopes",
+                "state",
+                "token_hint",
+                "workspace_id"
+            ]
+        );
+        assert_eq!(object["scopes"], serde_json::json!(["contacts:read"]));
+        assert_eq!(object["state"], "active");
+        assert_eq!(object["created_by"]["email"], "o\"wner@example.com");
+        assert_eq!(object["last_used_at"], Value::Null);
+    }
+}
