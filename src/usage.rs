@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::core::ids::Id;
+use crate::core::keyhash::RandomKeys;
 use crate::core::model::Token;
 use crate::core::time::Timestamp;
 use crate::store::{Store, StoreError, TokenUse};
@@ -35,7 +36,7 @@ impl serde::Serialize for UsedFrom<'_> {
 }
 
 /// The latest use of each token since the last flush.
-type Pending = HashMap<Id<Token>, (Timestamp, Option<IpAddr>)>;
+type Pending = HashMap<Id<Token>, (Timestamp, Option<IpAddr>), RandomKeys>;
 
 #[derive(Default)]
 pub struct UsageLog {

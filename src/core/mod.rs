@@ -3,6 +3,7 @@
 
 pub mod expiry;
 pub mod ids;
+pub mod keyhash;
 pub mod model;
 pub mod ratelimit;
 pub mod scopes;

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::core::keyhash::RandomKeys;
 use crate::core::model::TokenGrant;
 use crate::core::token_format::TokenHash;
 
@@ -19,7 +20,7 @@ struct Inner {
     /// generation may have seen data that is already stale, so it is not
     /// cached.
     generation: u64,
-    entries: HashMap<TokenHash, Arc<TokenGrant>>,
+    entries: HashMap<TokenHash, Arc<TokenGrant>, RandomKeys>,
 }
 
 impl GrantCache {
@@ -28,7 +29,7 @@ impl GrantCache {
             capacity,
             inner: Mutex::new(Inner {
                 generation: 0,
-                entries: HashMap::new(),
+                entries: HashMap::default(),
             }),
         }
     }
