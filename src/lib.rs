@@ -49,6 +49,8 @@ pub struct ServerConfig {
     pub sweep_interval: Duration,
     pub verify_fail_limit: usize,
     pub trust_proxy: bool,
+    /// Where request lines go; without one they go through `tracing`.
+    pub request_log: Option<logging::RequestLog>,
 }
 
 /// Listens on `addr` with `TCP_NODELAY`, which Linux passes on to every
@@ -114,6 +116,7 @@ pub async fn run(
             password_workers: Passwords::default_workers(),
             setup_code,
             trust_proxy: config.trust_proxy,
+            request_log: config.request_log.clone(),
         },
     );
     let (stop_sweeper, sweeper_stopped) = watch::channel(false);

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use tokenward::config::{AdminCommand, Cli, Command, ServeArgs};
+use tokenward::logging::RequestLog;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let request_log = writer.request_log();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -39,7 +41,7 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(args, request_log).await,
             Command::Admin(AdminCommand::CreateAccount { email, db }) => {
                 create_account(&email, &db.db).await
             }
@@ -54,7 +56,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs, request_log: RequestLog) -> anyhow::Result<()> {
     let listener = tokenward::listen(args.addr).with_context(|| {
         format!(
             "cannot listen on {} (set --addr or TOKENWARD_ADDR)",
@@ -66,6 +68,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         sweep_interval: Duration::from_secs(args.sweep_interval),
         verify_fail_limit: args.verify_fail_limit,
         trust_proxy: args.trust_proxy,
+        request_log: Some(request_log),
     };
     tokenward::run(listener, config, shutdown_signal()).await
 }

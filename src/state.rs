@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::auth::jwt::SessionKey;
 use crate::auth::password::Passwords;
 use crate::core::ratelimit::SlidingWindow;
+use crate::logging::RequestLog;
 use crate::store::Store;
 use crate::usage::UsageLog;
 
@@ -32,6 +33,7 @@ pub struct Shared {
     /// Take the client address from `X-Forwarded-For` (set by a reverse
     /// proxy in front) rather than from the TCP peer.
     pub trust_proxy: bool,
+    pub request_log: Option<RequestLog>,
 }
 
 pub struct LoginFailures {
@@ -44,6 +46,7 @@ pub struct Options {
     pub password_workers: usize,
     pub setup_code: Option<String>,
     pub trust_proxy: bool,
+    pub request_log: Option<RequestLog>,
 }
 
 impl AppState {
@@ -63,6 +66,7 @@ impl AppState {
             )),
             setup_code: Mutex::new(options.setup_code),
             trust_proxy: options.trust_proxy,
+            request_log: options.request_log,
         }))
     }
 }

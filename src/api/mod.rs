@@ -25,6 +25,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::error::ApiError;
+use crate::logging::{REQUEST_TARGET, RequestLog};
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -37,6 +38,7 @@ fn with(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallibl
 
 /// Every route of the server.
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let request_log = state.request_log.clone();
     let v1 = || warp::path("api").and(warp::path("v1"));
     // Verification is tried first and on its own, unboxed: it is the hot
     // path, and every layer of routing it skips is time it does not spend.
@@ -60,16 +62,23 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .recover(recover)
         .unify()
         .map(with_security_headers)
-        .with(warp::log::custom(|info| {
+        .with(warp::log::custom(move |info| {
             // Path only: the query string and headers (Authorization, cookies)
             // are never logged.
-            tracing::info!(
-                target: "tokenward::http",
-                method = %info.method(),
-                path = info.path(),
-                status = info.status().as_u16(),
-                latency_us = u64::try_from(info.elapsed().as_micros()).unwrap_or(u64::MAX),
-            );
+            let (method, path) = (info.method().as_str(), info.path());
+            let status = info.status().as_u16();
+            let latency_us = u64::try_from(info.elapsed().as_micros()).unwrap_or(u64::MAX);
+            match &request_log {
+                Some(log) if RequestLog::enabled() => log.record(method, path, status, latency_us),
+                Some(_) => {}
+                None => tracing::info!(
+                    target: REQUEST_TARGET,
+                    method,
+                    path,
+                    status,
+                    latency_us,
+                ),
+            }
         }))
         .map(warp::Reply::into_response)
         .boxed()

@@ -2,13 +2,14 @@
 //!
 //! `2026-03-25T14:00:00.007Z  INFO tokenward::http: method=POST path=/api/v1/tokens/verify status=200 latency_us=41`
 //!
-//! One line per request makes this the one formatting cost every request
-//! pays, so it is written straight into the line buffer: no colours, no span
-//! context (tokenward opens no spans), and strings quoted only when they
-//! hold a space, a quote, an `=` or a control character, so a line stays
-//! one line and every field stays unambiguous.
+//! No colours, no span context (tokenward opens no spans), and strings
+//! quoted only when they hold a space, a quote, an `=` or a control
+//! character, so a line stays one line and every field stays unambiguous.
+//! Events from `tracing` are written by [`LineFormat`]; the one line every
+//! request leaves is written by [`request_line`] without going through
+//! `tracing` at all, from the same pieces.
 
-use std::fmt;
+use std::fmt::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
@@ -18,6 +19,9 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::core::time::Timestamp;
+
+/// The target of request lines, as `TOKENWARD_LOG` names them.
+pub const REQUEST_TARGET: &str = "tokenward::http";
 
 /// The `FormatEvent` to give the fmt subscriber.
 pub struct LineFormat;
@@ -33,16 +37,8 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let since_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let stamp = Timestamp::rfc3339_millis(since_epoch);
-        // The stamp is ASCII digits and separators only.
-        writer.write_str(std::str::from_utf8(&stamp).unwrap_or("1970-01-01T00:00:00.000Z"))?;
         let metadata = event.metadata();
-        writer.write_str(padded(*metadata.level()))?;
-        writer.write_str(metadata.target())?;
-        writer.write_char(':')?;
+        write_head(&mut writer, *metadata.level(), metadata.target())?;
         let mut fields = Fields {
             writer: &mut writer,
             result: Ok(()),
@@ -51,6 +47,40 @@ where
         fields.result?;
         writer.write_char('\n')
     }
+}
+
+/// The line of one answered request: what [`LineFormat`] writes for
+/// `info!(target: REQUEST_TARGET, method, path, status, latency_us)`.
+pub fn request_line(
+    out: &mut impl Write,
+    method: &str,
+    path: &str,
+    status: u16,
+    latency_us: u64,
+) -> fmt::Result {
+    write_head(out, Level::INFO, REQUEST_TARGET)?;
+    out.write_str(" method=")?;
+    write_text(out, method)?;
+    out.write_str(" path=")?;
+    write_text(out, path)?;
+    out.write_str(" status=")?;
+    write_integer(out, false, status.into())?;
+    out.write_str(" latency_us=")?;
+    write_integer(out, false, latency_us)?;
+    out.write_char('\n')
+}
+
+/// `2026-03-25T14:00:00.007Z  INFO target:`
+fn write_head(out: &mut impl Write, level: Level, target: &str) -> fmt::Result {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let stamp = Timestamp::rfc3339_millis(since_epoch);
+    // The stamp is ASCII digits and separators only.
+    out.write_str(std::str::from_utf8(&stamp).unwrap_or("1970-01-01T00:00:00.000Z"))?;
+    out.write_str(padded(level))?;
+    out.write_str(target)?;
+    out.write_char(':')
 }
 
 fn padded(level: Level) -> &'static str {
@@ -63,6 +93,37 @@ fn padded(level: Level) -> &'static str {
     }
 }
 
+/// A string value, quoted and escaped only when it needs to be.
+fn write_text(out: &mut impl Write, value: &str) -> fmt::Result {
+    if needs_quotes(value) {
+        write!(out, "{value:?}")
+    } else {
+        out.write_str(value)
+    }
+}
+
+/// Digits written directly: the formatting machinery costs more than the
+/// number.
+fn write_integer(out: &mut impl Write, negative: bool, magnitude: u64) -> fmt::Result {
+    let mut digits = [0u8; 21];
+    let mut at = digits.len();
+    let mut rest = magnitude;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if negative {
+        at -= 1;
+        digits[at] = b'-';
+    }
+    // ASCII digits and a sign only.
+    out.write_str(std::str::from_utf8(&digits[at..]).unwrap_or("?"))
+}
+
 /// Writes each field as ` name=value`, the message as ` text`.
 struct Fields<'w, 'a> {
     writer: &'w mut Writer<'a>,
@@ -71,8 +132,6 @@ struct Fields<'w, 'a> {
 
 impl Fields<'_, '_> {
     /// ` name=` (or just ` ` for the message), then `value` writes the rest.
-    /// Names and plain values go in with `write_str`: the formatting
-    /// machinery costs more than the line itself.
     fn write(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
         if self.result.is_err() {
             return;
@@ -86,45 +145,19 @@ impl Fields<'_, '_> {
             value(self.writer)
         })();
     }
-
-    fn integer(&mut self, field: &Field, negative: bool, magnitude: u64) {
-        self.write(field, |w| {
-            let mut digits = [0u8; 21];
-            let mut at = digits.len();
-            let mut rest = magnitude;
-            loop {
-                at -= 1;
-                digits[at] = b'0' + (rest % 10) as u8;
-                rest /= 10;
-                if rest == 0 {
-                    break;
-                }
-            }
-            if negative {
-                at -= 1;
-                digits[at] = b'-';
-            }
-            // ASCII digits and a sign only.
-            w.write_str(std::str::from_utf8(&digits[at..]).unwrap_or("?"))
-        });
-    }
 }
 
 impl Visit for Fields<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if needs_quotes(value) {
-            self.write(field, |w| write!(w, "{value:?}"));
-        } else {
-            self.write(field, |w| w.write_str(value));
-        }
+        self.write(field, |w| write_text(w, value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.integer(field, false, value);
+        self.write(field, |w| write_integer(w, false, value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.integer(field, value < 0, value.unsigned_abs());
+        self.write(field, |w| write_integer(w, value < 0, value.unsigned_abs()));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -138,10 +171,17 @@ impl Visit for Fields<'_, '_> {
 }
 
 fn needs_quotes(value: &str) -> bool {
-    value.is_empty()
-        || value
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '=')
+    let odd = |c: char| c.is_whitespace() || c.is_control() || c == '"' || c == '=';
+    if value.is_ascii() {
+        // The same test, byte by byte: every ASCII space and control
+        // character is at or below ' ', or DEL.
+        value.is_empty()
+            || value
+                .bytes()
+                .any(|b| b <= b' ' || b == 0x7f || b == b'"' || b == b'=')
+    } else {
+        value.chars().any(odd)
+    }
 }
 
 #[cfg(test)]
@@ -202,6 +242,40 @@ mod tests {
             rest,
             "  INFO tokenward::http: method=POST path=/api/v1/tokens/verify status=200 latency_us=41\n"
         );
+    }
+
+    #[test]
+    fn a_request_line_is_the_line_of_the_same_event() {
+        for (method, path, status, latency) in [
+            ("POST", "/api/v1/tokens/verify", 200u16, 41u64),
+            ("GET", "/odd path/\"x\"=y", 404, 0),
+            ("DELETE", "", 204, u64::MAX),
+        ] {
+            let from_tracing = logged(|| {
+                tracing::info!(
+                    target: "tokenward::http",
+                    method = %method,
+                    path = path,
+                    status = status,
+                    latency_us = latency,
+                );
+            });
+            let mut direct = String::new();
+            request_line(&mut direct, method, path, status, latency).unwrap();
+            // The stamps differ by when each was written.
+            assert_eq!(direct[24..], from_tracing[24..], "{direct}");
+        }
+    }
+
+    #[test]
+    fn the_ascii_shortcut_quotes_exactly_what_the_full_test_quotes() {
+        for byte in 0u8..0x80 {
+            let c = char::from(byte);
+            let full = c.is_whitespace() || c.is_control() || c == '"' || c == '=';
+            assert_eq!(needs_quotes(&format!("a{c}b")), full, "{byte:#x}");
+        }
+        assert!(needs_quotes("caf\u{e9}\u{2003}"));
+        assert!(!needs_quotes("caf\u{e9}"));
     }
 
     #[test]

@@ -3,9 +3,14 @@
 //! when it fills). One log line per request then costs a copy, not a system
 //! call or a thread wake-up, on the request path. Dropping the guard writes
 //! what is left.
+//!
+//! Events from `tracing` arrive through [`BatchedStderr`]; the line each
+//! request leaves comes through [`RequestLog`], formatted here directly:
+//! going through `tracing` was 6% of the instructions of a verification.
 
 mod line;
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -13,7 +18,7 @@ use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
-pub use line::LineFormat;
+pub use line::{LineFormat, REQUEST_TARGET};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// Wake the writer early beyond this many pending bytes.
@@ -40,6 +45,18 @@ impl Shared {
         self.pending
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn append(&self, line: &[u8]) {
+        let mut pending = self.lock();
+        if pending.bytes.len() + line.len() > DROP_AT {
+            pending.dropped += 1;
+        } else {
+            pending.bytes.extend_from_slice(line);
+            if pending.bytes.len() >= FLUSH_AT {
+                self.wake.notify_one();
+            }
+        }
     }
 }
 
@@ -112,20 +129,54 @@ pub struct LineWriter<'a> {
 
 impl Write for LineWriter<'_> {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
-        let mut pending = self.shared.lock();
-        if pending.bytes.len() + line.len() > DROP_AT {
-            pending.dropped += 1;
-        } else {
-            pending.bytes.extend_from_slice(line);
-            if pending.bytes.len() >= FLUSH_AT {
-                self.shared.wake.notify_one();
-            }
-        }
+        self.shared.append(line);
         Ok(line.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+impl BatchedStderr {
+    /// Request lines into the same batch.
+    pub fn request_log(&self) -> RequestLog {
+        RequestLog {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// Writes the line each answered request leaves, in the format of every
+/// other line, straight into the batch.
+#[derive(Clone)]
+pub struct RequestLog {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for RequestLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestLog")
+    }
+}
+
+impl RequestLog {
+    /// Whether `TOKENWARD_LOG` lets request lines through.
+    pub fn enabled() -> bool {
+        tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO)
+    }
+
+    pub fn record(&self, method: &str, path: &str, status: u16, latency_us: u64) {
+        thread_local! {
+            // Reused, so a line costs no allocation.
+            static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            // Writing into a String cannot fail.
+            let _ = line::request_line(line, method, path, status, latency_us);
+            self.shared.append(line.as_bytes());
+        });
     }
 }
 
