@@ -105,7 +105,16 @@ impl fmt::Display for Scope {
 
 impl serde::Serialize for Scope {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        // The common spellings are whole strings already; the rest go
+        // through `Display` (scopes are in every verification's answer).
+        match (&self.resource, self.access) {
+            (Resource::Tokens, Access::Full) => serializer.serialize_str("tokens"),
+            (Resource::Tokens, Access::Read) => serializer.serialize_str("tokens:read"),
+            (Resource::Domains, Access::Full) => serializer.serialize_str("domains"),
+            (Resource::Domains, Access::Read) => serializer.serialize_str("domains:read"),
+            (Resource::Catalog(name), Access::Full) => serializer.serialize_str(name),
+            _ => serializer.collect_str(self),
+        }
     }
 }
 
@@ -180,6 +189,24 @@ mod tests {
 
     fn s(text: &str) -> Scope {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn serialises_as_it_displays() {
+        for text in [
+            "tokens",
+            "tokens:read",
+            "domains",
+            "domains:read",
+            "contacts",
+            "knowledge-base:read",
+            "domain:example.com",
+            "domain:example.com:read",
+        ] {
+            let scope = s(text);
+            assert_eq!(serde_json::to_value(&scope).unwrap(), text);
+            assert_eq!(scope.to_string(), text);
+        }
     }
 
     fn list(texts: &[&str]) -> Vec<Scope> {
