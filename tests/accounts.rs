@@ -532,7 +532,14 @@ fn unknown_routes_wrong_methods_and_bad_bodies_get_json_errors() {
 #[test]
 fn every_response_carries_the_security_headers() {
     let server = Server::start();
-    for path in ["/", "/healthz", "/api/v1/me", "/api/v1/missing"] {
+    // The UI's page may load its own assets; nothing else may load anything.
+    for (path, policy) in [
+        ("/", "default-src 'self'"),
+        ("/healthz", "default-src 'none'"),
+        ("/api/v1/me", "default-src 'none'"),
+        ("/api/v1/missing", "default-src 'none'"),
+        ("/assets/app.js", "default-src 'none'"),
+    ] {
         let res = server.get(path).send();
         assert_eq!(
             res.header("x-content-type-options"),
@@ -540,10 +547,10 @@ fn every_response_carries_the_security_headers() {
             "{path}"
         );
         assert_eq!(res.header("referrer-policy"), Some("no-referrer"), "{path}");
-        assert!(
-            res.header("content-security-policy")
-                .is_some_and(|csp| csp.contains("default-src 'self'"))
-        );
+        assert_eq!(res.header("x-frame-options"), Some("DENY"), "{path}");
+        let csp = res.header("content-security-policy").unwrap_or_default();
+        assert!(csp.starts_with(policy), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
     }
     let api = server.get("/api/v1/me").send();
     assert_eq!(api.header("cache-control"), Some("no-store"));

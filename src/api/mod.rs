@@ -84,9 +84,20 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// The web UI's pages may load their own scripts, styles and images.
+const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; \
+    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// Everything else (JSON answers, scripts, stylesheets, images) is never a
+/// page that loads anything.
+const RESOURCE_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
+
 /// Added to every response; static values, so nothing is allocated.
 fn with_security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
+    let page = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|media| media.as_bytes().starts_with(b"text/html"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -98,11 +109,7 @@ fn with_security_headers(mut response: Response) -> Response {
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
-             form-action 'self'; frame-ancestors 'none'",
-        ),
+        HeaderValue::from_static(if page { PAGE_POLICY } else { RESOURCE_POLICY }),
     );
     response
 }
