@@ -2,8 +2,9 @@
 
 use std::net::IpAddr;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::auth::jwt::SessionKey;
 use crate::auth::password::Passwords;
@@ -26,7 +27,7 @@ pub struct Shared {
     pub session_key: SessionKey,
     pub usage: UsageLog,
     pub login_failures: Mutex<LoginFailures>,
-    pub verify_failures: Mutex<SlidingWindow<IpAddr>>,
+    pub verify_failures: VerifyFailures,
     /// Needed by the first sign-up when the server is reachable beyond
     /// loopback; taken once used.
     pub setup_code: Mutex<Option<String>>,
@@ -60,10 +61,7 @@ impl AppState {
                 by_email: SlidingWindow::new(LOGIN_FAILURE_LIMIT, LOGIN_WINDOW),
                 by_ip: SlidingWindow::new(LOGIN_FAILURE_LIMIT, LOGIN_WINDOW),
             }),
-            verify_failures: Mutex::new(SlidingWindow::new(
-                options.verify_fail_limit,
-                VERIFY_WINDOW,
-            )),
+            verify_failures: VerifyFailures::new(options.verify_fail_limit),
             setup_code: Mutex::new(options.setup_code),
             trust_proxy: options.trust_proxy,
             request_log: options.request_log,
@@ -75,6 +73,44 @@ impl Deref for AppState {
     type Target = Shared;
     fn deref(&self) -> &Shared {
         &self.0
+    }
+}
+
+/// Failed verifications per client address. Every verification asks
+/// whether its address is locked out; the lock is taken only while some
+/// address has failed recently, so the usual answer touches no memory that
+/// another core writes.
+pub struct VerifyFailures {
+    window: Mutex<SlidingWindow<IpAddr>>,
+    any: AtomicBool,
+}
+
+impl VerifyFailures {
+    fn new(limit: usize) -> Self {
+        VerifyFailures {
+            window: Mutex::new(SlidingWindow::new(limit, VERIFY_WINDOW)),
+            any: AtomicBool::new(false),
+        }
+    }
+
+    pub fn retry_after(&self, ip: &IpAddr, now: Instant) -> Option<Duration> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
+        lock(&self.window).retry_after(ip, now)
+    }
+
+    pub fn record_failure(&self, ip: IpAddr, now: Instant) {
+        let mut window = lock(&self.window);
+        window.record_failure(ip, now);
+        self.any.store(window.tracked_keys() > 0, Ordering::Release);
+    }
+
+    /// Forgets addresses whose failures have all left the window.
+    pub fn prune(&self, now: Instant) {
+        let mut window = lock(&self.window);
+        window.prune(now);
+        self.any.store(window.tracked_keys() > 0, Ordering::Release);
     }
 }
 

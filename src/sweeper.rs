@@ -60,5 +60,5 @@ async fn sweep(state: &AppState) {
         login.by_email.prune(now);
         login.by_ip.prune(now);
     }
-    lock(&state.verify_failures).prune(now);
+    state.verify_failures.prune(now);
 }

@@ -12,6 +12,8 @@
 //! Both paths go through the same two field lists ([`fixed_fields`],
 //! [`live_fields`]), so they cannot drift apart.
 
+use std::net::IpAddr;
+
 use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
 
@@ -19,7 +21,7 @@ use crate::core::model::{Token, TokenGrant, TokenState};
 use crate::core::scopes::Scope;
 use crate::core::time::Timestamp;
 use crate::core::token_format::Secret;
-use crate::usage::{LastUse, UsageLog};
+use crate::usage::{LastUse, UsageLog, UsedFrom};
 
 /// A token object borrowed from the stored token; `token` (the secret) only
 /// right after create or reset.
@@ -39,6 +41,21 @@ impl<'a> TokenView<'a> {
             scopes: &token.scopes,
             state: token.state(now),
             last_used: usage.latest(token),
+            secret: None,
+        }
+    }
+
+    /// The token being used now, from `ip`: a use just recorded, so its
+    /// latest (and no need to look it up).
+    pub fn used_now(token: &'a Token, now: Timestamp, ip: Option<IpAddr>) -> TokenView<'a> {
+        TokenView {
+            token,
+            scopes: &token.scopes,
+            state: token.state(now),
+            last_used: LastUse {
+                at: Some(now),
+                ip: ip.map(UsedFrom::Pending),
+            },
             secret: None,
         }
     }
@@ -147,8 +164,6 @@ fn render_fixed(token: &Token) -> serde_json::Result<Box<[u8]>> {
 
 #[cfg(test)]
 mod tests {
-    use std::net::IpAddr;
-
     use serde_json::Value;
 
     use super::*;
@@ -206,6 +221,7 @@ mod tests {
             usage.record(grant.token.id, now, Some(IpAddr::from([10, 0, 0, 1])));
             let views = [
                 TokenView::new(&grant.token, &usage, now),
+                TokenView::used_now(&grant.token, now, Some(IpAddr::from([10, 0, 0, 2]))),
                 TokenView::new(&grant.token, &usage, now).with_scopes(grant.effective_scopes()),
                 TokenView::new(&grant.token, &usage, now).with_secret(&secret),
             ];

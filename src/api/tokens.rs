@@ -27,7 +27,7 @@ use crate::core::token_format::{self, Prefix, Secret};
 use crate::core::validate;
 use crate::core::verdict::Verdict;
 use crate::error::ApiError;
-use crate::state::{AppState, lock};
+use crate::state::AppState;
 use crate::store::{NewToken, TokenEdit, TokenName, TokenQuery};
 
 type TokenId = Id<Token>;
@@ -165,7 +165,7 @@ async fn handle_verify(
     state: AppState,
 ) -> Result<Response, Rejection> {
     if let Some(ip) = ip
-        && let Some(wait) = lock(&state.verify_failures).retry_after(&ip, Instant::now())
+        && let Some(wait) = state.verify_failures.retry_after(&ip, Instant::now())
     {
         return Err(ApiError::RateLimited {
             retry_after: retry_after_seconds(wait),
@@ -201,7 +201,7 @@ async fn handle_verify(
     };
     let valid = code == "VALID";
     if !valid && let Some(ip) = ip {
-        lock(&state.verify_failures).record_failure(ip, Instant::now());
+        state.verify_failures.record_failure(ip, Instant::now());
     }
     // `{"valid": …, "code": …, "token": {…} | null}`, the token object with
     // its effective scopes (§9).
@@ -214,9 +214,16 @@ async fn handle_verify(
         serde_json::to_writer(&mut *out, code)?;
         out.extend_from_slice(br#","token":"#);
         match &grant {
-            Some(grant) => TokenView::new(&grant.token, &state.usage, now)
-                .with_scopes(grant.effective_scopes())
-                .write_from(grant, out)?,
+            Some(grant) => {
+                let view = if valid {
+                    // This verification is the token's latest use.
+                    TokenView::used_now(&grant.token, now, ip)
+                } else {
+                    TokenView::new(&grant.token, &state.usage, now)
+                };
+                view.with_scopes(grant.effective_scopes())
+                    .write_from(grant, out)?
+            }
             None => out.extend_from_slice(b"null"),
         }
         out.push(b'}');

@@ -49,11 +49,14 @@ impl Shared {
 
     fn append(&self, line: &[u8]) {
         let mut pending = self.lock();
-        if pending.bytes.len() + line.len() > DROP_AT {
+        let before = pending.bytes.len();
+        if before + line.len() > DROP_AT {
             pending.dropped += 1;
         } else {
             pending.bytes.extend_from_slice(line);
-            if pending.bytes.len() >= FLUSH_AT {
+            // Once, as the batch crosses the mark: waking the writer is a
+            // system call, and lines keep arriving until it has taken them.
+            if before < FLUSH_AT && pending.bytes.len() >= FLUSH_AT {
                 self.wake.notify_one();
             }
         }
