@@ -52,6 +52,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TOKENWARD_VERIFY_FAIL_LIMIT", default_value_t = 120)]
     pub verify_fail_limit: usize,
 
+    /// Verified tokens kept in memory, about 1 KiB each (0: every
+    /// verification reads the database).
+    #[arg(long, env = "TOKENWARD_VERIFY_CACHE", default_value_t = crate::store::DEFAULT_VERIFY_CACHE)]
+    pub verify_cache: usize,
+
     /// Trust the last X-Forwarded-For entry as the client address (set this
     /// only behind a reverse proxy that sets it).
     #[arg(long, env = "TOKENWARD_TRUST_PROXY")]

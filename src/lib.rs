@@ -49,6 +49,8 @@ pub struct ServerConfig {
     pub sweep_interval: Duration,
     pub verify_fail_limit: usize,
     pub trust_proxy: bool,
+    /// Verified tokens kept in memory (0: none).
+    pub verify_cache: usize,
     /// Where request lines go; without one they go through `tracing`.
     pub request_log: Option<logging::RequestLog>,
 }
@@ -80,9 +82,12 @@ pub async fn run(
         .local_addr()
         .context("while reading the listening address")?;
     let db = config.db.clone();
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&db))
-        .await
-        .context("while opening the database")??;
+    let verify_cache = config.verify_cache;
+    let store = tokio::task::spawn_blocking(move || {
+        SqliteStore::open(&db).map(|store| store.with_verify_cache(verify_cache))
+    })
+    .await
+    .context("while opening the database")??;
     let store: Arc<dyn Store> = Arc::new(store);
     let key = store
         .signing_key()

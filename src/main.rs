@@ -68,6 +68,7 @@ async fn serve(args: ServeArgs, request_log: RequestLog) -> anyhow::Result<()> {
         sweep_interval: Duration::from_secs(args.sweep_interval),
         verify_fail_limit: args.verify_fail_limit,
         trust_proxy: args.trust_proxy,
+        verify_cache: args.verify_cache,
         request_log: Some(request_log),
     };
     tokenward::run(listener, config, shutdown_signal()).await

@@ -1060,3 +1060,29 @@ fn another_workspace_s_tokens_are_not_there() {
         .error(404, "not_found");
     assert_eq!(verify(&server, &secret(&token), None)["code"], "VALID");
 }
+
+#[test]
+fn with_the_verify_cache_off_every_verification_reads_the_database() {
+    let server = Server::start_with(&["--verify-cache", "0"]);
+    let admin = sign_up(&server, "admin@example.com");
+    let token = create_token(
+        &server,
+        &admin.session,
+        json!({"name": "t", "scopes": ["tokens"]}),
+    );
+    let secret = token["token"].as_str().unwrap();
+    assert_eq!(verify(&server, secret, None)["code"], "VALID");
+
+    // A change the server did not make itself, by SQL from outside, is
+    // seen by the very next verification: nothing was kept in memory.
+    let db = rusqlite::Connection::open(server.db_path()).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    let changed = db
+        .execute(
+            "UPDATE tokens SET revoked_at = 1 WHERE id = ?1",
+            [token["id"].as_str().unwrap()],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    assert_eq!(verify(&server, secret, None)["code"], "REVOKED");
+}

@@ -18,7 +18,7 @@ use crate::core::settings::{Problems, Settings, SettingsPatch};
 use crate::core::time::Timestamp;
 use crate::core::token_format::TokenHash;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{DEFAULT_VERIFY_CACHE, SqliteStore};
 
 /// What can go wrong at the door. Product rules that need the data to decide
 /// (the last admin, the last domain token) are enforced inside the write's

@@ -38,8 +38,8 @@ pub use migrations::MigrationError;
 const BUSY_TIMEOUT_MS: u32 = 5000;
 /// Tokens deleted per purge transaction.
 const PURGE_BATCH: u32 = 1000;
-/// Verified tokens kept in memory (about 1 KiB each).
-const GRANT_CACHE_CAPACITY: usize = 50_000;
+/// Verified tokens kept in memory by default (about 1 KiB each).
+pub const DEFAULT_VERIFY_CACHE: usize = 50_000;
 
 type Pool = r2d2::Pool<SqliteConnectionManager>;
 
@@ -117,8 +117,15 @@ impl SqliteStore {
             })?;
         Ok(SqliteStore {
             pool,
-            grants: GrantCache::new(GRANT_CACHE_CAPACITY),
+            grants: GrantCache::new(DEFAULT_VERIFY_CACHE),
         })
+    }
+
+    /// Keeps at most `capacity` verified tokens in memory; 0 makes every
+    /// verification read the database.
+    pub fn with_verify_cache(mut self, capacity: usize) -> Self {
+        self.grants = GrantCache::new(capacity);
+        self
     }
 
     /// Runs `f` on a pooled connection on the blocking thread pool.
