@@ -120,6 +120,12 @@ impl Server {
         }
     }
 
+    /// Starts the server again on the same database with other flags.
+    pub fn restart_with(&mut self, args: &[&str]) {
+        self.args = args.iter().map(|s| s.to_string()).collect();
+        self.restart();
+    }
+
     /// Starts the server again on the same database (on a new port).
     pub fn restart(&mut self) {
         if self.child.is_some() {
