@@ -330,11 +330,7 @@ fn a_server_reachable_from_outside_needs_the_setup_code_for_its_first_account() 
 fn api_tokens_cannot_manage_accounts_or_settings() {
     let server = Server::start();
     let admin = sign_up(&server, "admin@example.com");
-    let token = create_token(
-        &server,
-        &admin.session,
-        json!({"name": "t", "scopes": ["tokens"]}),
-    );
+    let token = plain_token(&server, &admin.session);
     let secret = token["token"].as_str().unwrap();
     server
         .get("/api/v1/me")
@@ -561,11 +557,7 @@ fn every_response_carries_the_security_headers() {
 fn the_log_has_one_line_per_request_and_no_secrets() {
     let server = Server::start();
     let admin = sign_up(&server, "admin@example.com");
-    let token = create_token(
-        &server,
-        &admin.session,
-        json!({"name": "t", "scopes": ["tokens"]}),
-    );
+    let token = plain_token(&server, &admin.session);
     let secret = token["token"].as_str().unwrap();
     verify(&server, secret, None);
     server

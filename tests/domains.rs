@@ -481,11 +481,7 @@ fn domains_need_the_domains_scope_from_members_and_tokens() {
         .send()
         .data(200);
     assert_eq!(read.as_array().unwrap().len(), 2);
-    let tokens_only = create_token(
-        &server,
-        &admin.session,
-        json!({"name": "t", "scopes": ["tokens"]}),
-    );
+    let tokens_only = plain_token(&server, &admin.session);
     let res = server
         .get("/api/v1/domains")
         .bearer(tokens_only["token"].as_str().unwrap())

@@ -63,11 +63,7 @@ fn every_acknowledged_write_survives_kill_9() {
 fn sigterm_stops_cleanly_and_flushes_last_used() {
     let mut server = Server::start_with(&["--sweep-interval", "3600"]);
     let admin = sign_up(&server, "admin@example.com");
-    let token = create_token(
-        &server,
-        &admin.session,
-        json!({"name": "t", "scopes": ["tokens"]}),
-    );
+    let token = plain_token(&server, &admin.session);
     verify(&server, token["token"].as_str().unwrap(), None);
 
     let status = server.terminate();
@@ -94,11 +90,7 @@ fn wal_state(server: &Server) -> (u64, SystemTime) {
 fn verifying_never_writes_and_last_used_is_flushed_in_batches() {
     let server = Server::start_with(&["--sweep-interval", "2"]);
     let admin = sign_up(&server, "admin@example.com");
-    let token = create_token(
-        &server,
-        &admin.session,
-        json!({"name": "t", "scopes": ["tokens"]}),
-    );
+    let token = plain_token(&server, &admin.session);
     let secret = token["token"].as_str().unwrap();
     let id = token["id"].as_str().unwrap().to_owned();
     // Let the first sweep pass, so it does not fall in the window below.

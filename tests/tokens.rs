@@ -439,11 +439,7 @@ fn lists_filter_by_state_and_page() {
 fn revoking_takes_effect_on_the_very_next_request() {
     let server = Server::start();
     let admin = sign_up(&server, "admin@example.com");
-    let token = create_token(
-        &server,
-        &admin.session,
-        json!({"name": "t", "scopes": ["tokens"]}),
-    );
+    let token = plain_token(&server, &admin.session);
     let secret = secret(&token);
     // Warm every cache there is.
     for _ in 0..3 {
@@ -726,11 +722,7 @@ fn random_input_to_verify_is_answered_never_crashed() {
 fn failed_verifications_are_rate_limited_per_address() {
     let server = Server::start_with(&["--verify-fail-limit", "5"]);
     let admin = sign_up(&server, "admin@example.com");
-    let token = create_token(
-        &server,
-        &admin.session,
-        json!({"name": "t", "scopes": ["tokens"]}),
-    );
+    let token = plain_token(&server, &admin.session);
     for _ in 0..20 {
         // Successes do not count.
         assert_eq!(verify(&server, &secret(&token), None)["code"], "VALID");
@@ -751,11 +743,7 @@ fn failed_verifications_are_rate_limited_per_address() {
 fn last_use_is_recorded_without_waiting_for_the_flush() {
     let server = Server::start_with(&["--sweep-interval", "3600"]);
     let admin = sign_up(&server, "admin@example.com");
-    let token = create_token(
-        &server,
-        &admin.session,
-        json!({"name": "t", "scopes": ["tokens"]}),
-    );
+    let token = plain_token(&server, &admin.session);
     let before = server
         .get(&format!("/api/v1/tokens/{}", id(&token)))
         .bearer(&admin.session)
@@ -1003,11 +991,7 @@ fn another_workspace_s_tokens_are_not_there() {
     let server = Server::start();
     let admin = admin_with_open_signup(&server);
     let eve = sign_up(&server, "eve@example.com");
-    let token = create_token(
-        &server,
-        &admin.session,
-        json!({"name": "t", "scopes": ["tokens"]}),
-    );
+    let token = plain_token(&server, &admin.session);
     let path = format!("/api/v1/tokens/{}", id(&token));
     server
         .get(&path)
@@ -1065,11 +1049,7 @@ fn another_workspace_s_tokens_are_not_there() {
 fn with_the_verify_cache_off_every_verification_reads_the_database() {
     let server = Server::start_with(&["--verify-cache", "0"]);
     let admin = sign_up(&server, "admin@example.com");
-    let token = create_token(
-        &server,
-        &admin.session,
-        json!({"name": "t", "scopes": ["tokens"]}),
-    );
+    let token = plain_token(&server, &admin.session);
     let secret = token["token"].as_str().unwrap();
     assert_eq!(verify(&server, secret, None)["code"], "VALID");
 

@@ -456,6 +456,16 @@ pub fn create_token(server: &Server, credential: &str, body: Value) -> Value {
         .data(201)
 }
 
+/// A token named `t` holding the `tokens` scope: the plain token most tests
+/// need.
+pub fn plain_token(server: &Server, credential: &str) -> Value {
+    create_token(
+        server,
+        credential,
+        json!({"name": "t", "scopes": ["tokens"]}),
+    )
+}
+
 pub fn verify(server: &Server, token: &str, scopes: Option<Value>) -> Value {
     let mut body = json!({"token": token});
     if let Some(scopes) = scopes {
