@@ -9,8 +9,15 @@ use std::net::SocketAddr;
 
 use warp::Filter;
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
+fn main() -> std::io::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(tokenward::worker_threads())
+        .enable_all()
+        .build()?
+        .block_on(serve())
+}
+
+async fn serve() -> std::io::Result<()> {
     let addr: SocketAddr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:0".to_owned())

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         .init();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(worker_threads())
+        .worker_threads(tokenward::worker_threads())
         .enable_all()
         .build()
     {
@@ -55,20 +55,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// One async worker more than there are cores, unless `TOKIO_WORKER_THREADS`
-/// says otherwise. tokenward shares its machine with the services that call
-/// it; with one worker per core, a worker descheduled for a caller leaves
-/// its ready connections waiting and the other core idle. On two cores under
-/// verification load, the extra worker raised throughput by about 17% and
-/// halved the wake-ups per request (docs/benchmarks.md).
-fn worker_threads() -> usize {
-    std::env::var("TOKIO_WORKER_THREADS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()) + 1)
 }
 
 async fn serve(args: ServeArgs, request_log: RequestLog) -> anyhow::Result<()> {
