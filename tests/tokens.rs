@@ -772,6 +772,34 @@ fn last_use_is_recorded_without_waiting_for_the_flush() {
 }
 
 #[test]
+fn a_valid_verification_answers_with_itself_as_the_latest_use() {
+    let server = Server::start();
+    let admin = sign_up(&server, "admin@example.com");
+    let token = plain_token(&server, &admin.session);
+    let answer = verify(&server, &secret(&token), None);
+    assert_eq!(answer["code"], "VALID");
+    assert!(answer["token"]["last_used_at"].is_string(), "{answer}");
+    assert_eq!(answer["token"]["last_used_ip"], "127.0.0.1");
+    let stored = server
+        .get(&format!("/api/v1/tokens/{}", id(&token)))
+        .bearer(&admin.session)
+        .send()
+        .data(200);
+    assert_eq!(stored["last_used_at"], answer["token"]["last_used_at"]);
+
+    // A failed verification is no use: its answer shows the last real one,
+    // also once the sweep (every second here) has stored it. Times are in
+    // whole seconds, so a use recorded now would show.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let narrowed = verify(&server, &secret(&token), Some(json!(["domains"])));
+    assert_eq!(narrowed["code"], "INSUFFICIENT_SCOPE", "{narrowed}");
+    assert_eq!(
+        narrowed["token"]["last_used_at"],
+        answer["token"]["last_used_at"]
+    );
+}
+
+#[test]
 fn a_session_hands_out_only_what_its_member_holds() {
     let server = Server::start();
     let (admin, bob) = team(&server, json!(["contacts:read"]));
@@ -843,7 +871,7 @@ fn a_token_is_never_more_than_its_owner_now() {
         .send()
         .data(200);
     let narrowed = verify(&server, &secret(&token), Some(json!(["contacts"])));
-    assert_eq!(narrowed["code"], "INSUFFICIENT_SCOPE");
+    assert_eq!(narrowed["code"], "INSUFFICIENT_SCOPE", "{narrowed}");
     assert_eq!(narrowed["token"]["scopes"], json!(["contacts:read"]));
     // Promotion to admin lifts the narrowing at once.
     server

@@ -451,7 +451,10 @@ impl Store for SqliteStore {
     }
 
     async fn record_token_uses(&self, uses: Vec<TokenUse>) -> Result<()> {
-        self.write(move |tx| tokens::record_uses(tx, &uses)).await
+        // Cached grants hold the last use as it was when they were read;
+        // once the log's pending uses are stored, only the rows know them.
+        self.write_grants(move |tx| tokens::record_uses(tx, &uses))
+            .await
     }
 
     async fn purge(&self, now: Timestamp) -> Result<PurgeReport> {
