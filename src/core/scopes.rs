@@ -1,9 +1,11 @@
 //! The scope grammar of §3 and the "holds" relation.
 //!
 //! A scope is `<resource>` (full access) or `<resource>:read`. Resources are
-//! catalog names, `domain:<host name>`, and the built-ins `tokens` and
-//! `domains`. A full grant satisfies `:read`, and holding `domains` (the
-//! right to manage every domain) holds each `domain:<name>` at the same level.
+//! catalog names, `domain:<host name>`, and the built-ins `tokens`,
+//! `domains`, `verify` (a service's verifier token), `routes` (the
+//! forward-auth rules) and `audit`. A full grant satisfies `:read`, and
+//! holding `domains` (the right to manage every domain) holds each
+//! `domain:<name>` at the same level.
 
 use std::fmt;
 use std::str::FromStr;
@@ -14,6 +16,9 @@ use super::validate::{is_catalog_name, is_domain_name};
 pub enum Resource {
     Tokens,
     Domains,
+    Verify,
+    Routes,
+    Audit,
     Domain(String),
     Catalog(String),
 }
@@ -77,6 +82,9 @@ impl FromStr for Scope {
         let resource = match base {
             "tokens" => Resource::Tokens,
             "domains" => Resource::Domains,
+            "verify" => Resource::Verify,
+            "routes" => Resource::Routes,
+            "audit" => Resource::Audit,
             _ => match base.strip_prefix("domain:") {
                 Some(name) if is_domain_name(name) => Resource::Domain(name.to_owned()),
                 Some(_) => return Err(NotAScope(text.to_owned())),
@@ -93,6 +101,9 @@ impl fmt::Display for Scope {
         match &self.resource {
             Resource::Tokens => f.write_str("tokens")?,
             Resource::Domains => f.write_str("domains")?,
+            Resource::Verify => f.write_str("verify")?,
+            Resource::Routes => f.write_str("routes")?,
+            Resource::Audit => f.write_str("audit")?,
             Resource::Domain(name) => write!(f, "domain:{name}")?,
             Resource::Catalog(name) => f.write_str(name)?,
         }
@@ -112,6 +123,8 @@ impl serde::Serialize for Scope {
             (Resource::Tokens, Access::Read) => serializer.serialize_str("tokens:read"),
             (Resource::Domains, Access::Full) => serializer.serialize_str("domains"),
             (Resource::Domains, Access::Read) => serializer.serialize_str("domains:read"),
+            (Resource::Verify, Access::Full) => serializer.serialize_str("verify"),
+            (Resource::Verify, Access::Read) => serializer.serialize_str("verify:read"),
             (Resource::Catalog(name), Access::Full) => serializer.serialize_str(name),
             _ => serializer.collect_str(self),
         }
@@ -198,6 +211,10 @@ mod tests {
             "tokens:read",
             "domains",
             "domains:read",
+            "verify",
+            "verify:read",
+            "routes:read",
+            "audit",
             "contacts",
             "knowledge-base:read",
             "domain:example.com",
@@ -232,6 +249,9 @@ mod tests {
         }
         assert_eq!(s("domain:example.com:read").domain(), Some("example.com"));
         assert_eq!(s("tokens").resource, Resource::Tokens);
+        assert_eq!(s("verify:read").resource, Resource::Verify);
+        assert_eq!(s("routes").resource, Resource::Routes);
+        assert_eq!(s("audit:read").resource, Resource::Audit);
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub fn description(text: &str) -> Result<String, &'static str> {
 }
 
 /// Names that the scope grammar reserves and a catalog may not take.
-const RESERVED_SCOPE_NAMES: [&str; 3] = ["tokens", "domains", "domain"];
+const RESERVED_SCOPE_NAMES: [&str; 6] = ["tokens", "domains", "domain", "verify", "routes", "audit"];
 
 /// A scope catalog name: `[a-z][a-z0-9-]{0,63}`.
 pub fn is_catalog_name(name: &str) -> bool {

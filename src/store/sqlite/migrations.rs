@@ -4,7 +4,10 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_builtin_scopes.sql"),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {

@@ -139,7 +139,11 @@ pub(super) fn ensure_known(
 ) -> Result<()> {
     for scope in wanted {
         let known = match &scope.resource {
-            Resource::Tokens | Resource::Domains => true,
+            Resource::Tokens
+            | Resource::Domains
+            | Resource::Verify
+            | Resource::Routes
+            | Resource::Audit => true,
             Resource::Catalog(name) => conn
                 .prepare_cached(
                     "SELECT EXISTS (SELECT 1 FROM scope_catalog WHERE workspace_id = ?1 AND name = ?2)",
