@@ -10,6 +10,9 @@ use crate::store::StoreError;
 
 pub type Details = BTreeMap<String, String>;
 
+/// Seconds a client is told to wait when the database is busy.
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 1;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -39,6 +42,10 @@ pub enum ApiError {
     },
     #[error("too many attempts; try again in {retry_after} seconds")]
     RateLimited { retry_after: u64 },
+    /// The database is busy (lock or pool wait timed out) or unreachable:
+    /// worth retrying, never a `500` (§9 "Busy is not broken").
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// Logged in full; the client sees only a generic sentence.
     #[error("internal error: {0}")]
     Internal(String),
@@ -57,6 +64,7 @@ impl ApiError {
             ApiError::Unprocessable { .. } => 422,
             ApiError::RateLimited { .. } => 429,
             ApiError::Internal(_) => 500,
+            ApiError::Unavailable(_) => 503,
         }
     }
 
@@ -73,6 +81,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal(_) => "internal",
+            ApiError::Unavailable(_) => "unavailable",
         }
     }
 
@@ -83,6 +92,9 @@ impl ApiError {
                 "something went wrong on the server; it has been logged".to_owned()
             }
             ApiError::NotFound => "no such resource".to_owned(),
+            ApiError::Unavailable(_) => {
+                "the database is busy; try again in a moment".to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -167,9 +179,7 @@ impl From<StoreError> for ApiError {
             },
             StoreError::UnknownScope(scope) => ApiError::unknown_scope(&scope, "scopes"),
             StoreError::InvalidSettings(problems) => ApiError::validation(problems),
-            StoreError::Unavailable(detail) => {
-                ApiError::Internal(format!("database busy: {detail}"))
-            }
+            StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
             StoreError::Internal(detail) => ApiError::Internal(detail),
         }
     }

@@ -122,8 +122,10 @@ pub fn no_content() -> Response {
 
 /// The error envelope, with the challenge headers of §1.
 pub fn error(err: &ApiError) -> Response {
-    if let ApiError::Internal(detail) = err {
-        tracing::error!(%detail, "request failed");
+    match err {
+        ApiError::Internal(detail) => tracing::error!(%detail, "request failed"),
+        ApiError::Unavailable(detail) => tracing::warn!(%detail, "database unavailable"),
+        _ => {}
     }
     let body = Failure {
         success: false,
@@ -138,9 +140,11 @@ pub fn error(err: &ApiError) -> Response {
         ApiError::InvalidToken {
             presented: true, ..
         } => Some(r#"Bearer realm="tokenward", error="invalid_token""#.to_owned()),
+        // Every 401 has a challenge, a wrong password included (§9).
         ApiError::InvalidToken {
             presented: false, ..
-        } => Some(r#"Bearer realm="tokenward""#.to_owned()),
+        }
+        | ApiError::InvalidCredentials => Some(r#"Bearer realm="tokenward""#.to_owned()),
         ApiError::InsufficientScope { needed } => Some(format!(
             r#"Bearer realm="tokenward", error="insufficient_scope", scope="{needed}""#
         )),
@@ -149,8 +153,17 @@ pub fn error(err: &ApiError) -> Response {
     if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
         headers.insert(header::WWW_AUTHENTICATE, value);
     }
-    if let ApiError::RateLimited { retry_after } = err {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+    match err {
+        ApiError::RateLimited { retry_after } => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
+        ApiError::Unavailable(_) => {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(crate::error::UNAVAILABLE_RETRY_AFTER),
+            );
+        }
+        _ => {}
     }
     response
 }

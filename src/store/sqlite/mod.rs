@@ -45,7 +45,7 @@ type Pool = r2d2::Pool<SqliteConnectionManager>;
 
 pub struct SqliteStore {
     pool: Pool,
-    grants: GrantCache,
+    grants: Arc<GrantCache>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,14 +117,14 @@ impl SqliteStore {
             })?;
         Ok(SqliteStore {
             pool,
-            grants: GrantCache::new(DEFAULT_VERIFY_CACHE),
+            grants: Arc::new(GrantCache::new(DEFAULT_VERIFY_CACHE)),
         })
     }
 
     /// Keeps at most `capacity` verified tokens in memory; 0 makes every
     /// verification read the database.
     pub fn with_verify_cache(mut self, capacity: usize) -> Self {
-        self.grants = GrantCache::new(capacity);
+        self.grants = Arc::new(GrantCache::new(capacity));
         self
     }
 
@@ -154,6 +154,30 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
     {
+        self.write_then(f, |_| {}).await
+    }
+
+    /// A write after which cached verification answers may be wrong: the
+    /// cache is emptied on the blocking thread right after the commit, so
+    /// it happens even when the request that asked for the write is
+    /// dropped (its client went away) while the write waits for the lock.
+    async fn write_grants<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
+    {
+        let grants = Arc::clone(&self.grants);
+        self.write_then(f, move |_| grants.invalidate()).await
+    }
+
+    /// A write whose in-memory consequence `after_commit` runs with the
+    /// commit, on the same blocking thread, never on the awaiting future.
+    async fn write_then<T, F, A>(&self, f: F, after_commit: A) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+    {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool
@@ -162,30 +186,27 @@ impl SqliteStore {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let out = f(&tx)?;
             tx.commit()?;
+            after_commit(&out);
             Ok(out)
         })
         .await
         .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
-    }
-
-    /// A write after which cached verification answers may be wrong.
-    async fn write_grants<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
-    {
-        let result = self.write(f).await;
-        self.grants.invalidate();
-        result
     }
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> Self {
         match err.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                StoreError::Unavailable(err.to_string())
-            }
+            // Busy, or the file cannot be written now: worth a retry, and
+            // `/healthz` says why.
+            Some(
+                ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::ReadOnly
+                | ErrorCode::DiskFull
+                | ErrorCode::CannotOpen
+                | ErrorCode::SystemIoFailure,
+            ) => StoreError::Unavailable(err.to_string()),
             _ => StoreError::Internal(err.to_string()),
         }
     }
@@ -460,16 +481,21 @@ impl Store for SqliteStore {
     async fn purge(&self, now: Timestamp) -> Result<PurgeReport> {
         let mut report = PurgeReport::default();
         loop {
+            let grants = Arc::clone(&self.grants);
             let deleted = self
-                .write(move |tx| tokens::purge_tokens(tx, now, PURGE_BATCH))
+                .write_then(
+                    move |tx| tokens::purge_tokens(tx, now, PURGE_BATCH),
+                    move |&deleted| {
+                        if deleted > 0 {
+                            grants.invalidate();
+                        }
+                    },
+                )
                 .await?;
             report.tokens += deleted;
             if deleted < u64::from(PURGE_BATCH) {
                 break;
             }
-        }
-        if report.tokens > 0 {
-            self.grants.invalidate();
         }
         report.sessions = self
             .write(move |tx| tokens::purge_sessions(tx, now))
