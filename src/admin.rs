@@ -10,7 +10,7 @@ use crate::core::ids::Id;
 use crate::core::model::Account;
 use crate::core::time::Timestamp;
 use crate::core::validate;
-use crate::store::{NewAccount, SqliteStore, Store, StoreError};
+use crate::store::{NewAccount, SignUpRules, SqliteStore, Store, StoreError};
 
 /// Creates an account as sign-up would, without the sign-up policy: whoever
 /// can write the database file is trusted.
@@ -45,6 +45,11 @@ pub async fn create_account(db: &Path, email: &str, password: String) -> anyhow:
             email,
             password_hash: hash,
             now: Timestamp::now(),
+            allowed: SignUpRules {
+                by: None,
+                setup_code_matched: None,
+                from_cli: true,
+            },
         })
         .await;
     match created {

@@ -92,9 +92,7 @@ impl ApiError {
                 "something went wrong on the server; it has been logged".to_owned()
             }
             ApiError::NotFound => "no such resource".to_owned(),
-            ApiError::Unavailable(_) => {
-                "the database is busy; try again in a moment".to_owned()
-            }
+            ApiError::Unavailable(_) => "the database is busy; try again in a moment".to_owned(),
             other => other.to_string(),
         }
     }
@@ -143,6 +141,14 @@ impl From<StoreError> for ApiError {
                 code: "email_taken",
                 message: "an account with this email already exists".into(),
             },
+            StoreError::SignUpClosed => ApiError::Forbidden(
+                "sign-up is closed on this server: an instance admin can create your account, or open sign-up in the settings"
+                    .into(),
+            ),
+            StoreError::SetupCodeNeeded => ApiError::Forbidden(
+                "the first account needs the one-time setup code that the server printed in its log"
+                    .into(),
+            ),
             StoreError::NoSuchAccount => {
                 ApiError::invalid_field("email", "no account has this email; it must sign up first")
             }

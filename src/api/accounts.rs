@@ -23,7 +23,7 @@ use crate::core::time::Timestamp;
 use crate::core::validate;
 use crate::error::ApiError;
 use crate::state::{AppState, lock};
-use crate::store::NewAccount;
+use crate::store::{NewAccount, SignUpRules};
 
 pub const SESSION_SECONDS: i64 = 7 * 86_400;
 
@@ -126,31 +126,11 @@ async fn handle_sign_up(
         return Err(ApiError::internal("sign-up", "fields passed without values").into());
     };
 
-    let first_account = !state.store.has_accounts().await?;
-    if first_account {
-        let expected = lock(&state.setup_code).clone();
-        if let Some(expected) = expected {
-            let given = setup_code.unwrap_or_default();
-            if !same_secret(given.trim(), &expected) {
-                return Err(ApiError::Forbidden(
-                    "the first account needs the one-time setup code that the server printed in its log"
-                        .into(),
-                )
-                .into());
-            }
-        }
-    } else {
-        let open = state.store.settings().await?.allow_signup;
-        let by_admin = session.as_ref().is_some_and(|s| s.account.instance_admin);
-        if !open && !by_admin {
-            return Err(ApiError::Forbidden(
-                "sign-up is closed on this server: an instance admin can create your account, or open sign-up in the settings"
-                    .into(),
-            )
-            .into());
-        }
-    }
-
+    // Only compared here; whether it is needed is decided inside the write.
+    let setup_code_matched = lock(&state.setup_code).as_deref().map(|expected| {
+        let given = setup_code.unwrap_or_default();
+        same_secret(given.trim(), expected)
+    });
     let hash = state
         .passwords
         .hash(Password::new(password))
@@ -165,6 +145,11 @@ async fn handle_sign_up(
             email,
             password_hash: hash,
             now,
+            allowed: SignUpRules {
+                by: session.as_ref().map(|s| s.account.id),
+                setup_code_matched,
+                from_cli: false,
+            },
         })
         .await?;
     if account.instance_admin {
@@ -205,26 +190,47 @@ async fn start_session(
     Ok((jwt, session.expires_at))
 }
 
-/// Refuses with `429` while the email or the address is locked out.
-fn check_lockout(state: &AppState, email: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
-    let now = Instant::now();
-    let mut failures = lock(&state.login_failures);
-    let by_email = failures.by_email.retry_after(&email.to_owned(), now);
-    let by_ip = ip.and_then(|ip| failures.by_ip.retry_after(&ip, now));
-    match by_email.max(by_ip) {
-        Some(wait) => Err(ApiError::RateLimited {
-            retry_after: retry_after_seconds(wait),
-        }),
-        None => Ok(()),
-    }
+/// A password attempt, counted as a failure from the moment it starts: the
+/// decision to let it run and its count are made under one lock, so no
+/// number of concurrent attempts gets more than the limit checked (§9
+/// "Decided inside the write"). A success takes its own count back; earlier
+/// failures stay until they leave the window.
+struct Attempt {
+    email: String,
+    ip: Option<IpAddr>,
+    at: Instant,
 }
 
-fn record_failure(state: &AppState, email: &str, ip: Option<IpAddr>) {
-    let now = Instant::now();
-    let mut failures = lock(&state.login_failures);
-    failures.by_email.record_failure(email.to_owned(), now);
-    if let Some(ip) = ip {
-        failures.by_ip.record_failure(ip, now);
+impl Attempt {
+    /// Starts an attempt, or refuses with `429` while the email or the
+    /// address is locked out.
+    fn begin(state: &AppState, email: &str, ip: Option<IpAddr>) -> Result<Attempt, ApiError> {
+        let at = Instant::now();
+        let mut failures = lock(&state.login_failures);
+        let by_email = failures.by_email.retry_after(&email.to_owned(), at);
+        let by_ip = ip.and_then(|ip| failures.by_ip.retry_after(&ip, at));
+        if let Some(wait) = by_email.max(by_ip) {
+            return Err(ApiError::RateLimited {
+                retry_after: retry_after_seconds(wait),
+            });
+        }
+        failures.by_email.record_failure(email.to_owned(), at);
+        if let Some(ip) = ip {
+            failures.by_ip.record_failure(ip, at);
+        }
+        Ok(Attempt {
+            email: email.to_owned(),
+            ip,
+            at,
+        })
+    }
+
+    fn succeeded(self, state: &AppState) {
+        let mut failures = lock(&state.login_failures);
+        failures.by_email.withdraw(&self.email, self.at);
+        if let Some(ip) = self.ip {
+            failures.by_ip.withdraw(&ip, self.at);
+        }
     }
 }
 
@@ -242,7 +248,7 @@ async fn handle_sign_in(
         return Err(ApiError::internal("sign-in", "fields passed without values").into());
     };
     let email = email.trim().to_lowercase();
-    check_lockout(&state, &email, ip)?;
+    let attempt = Attempt::begin(&state, &email, ip)?;
 
     let found = state.store.credentials(email.clone()).await?;
     let (account, hash) = match found {
@@ -264,12 +270,9 @@ async fn handle_sign_in(
         .map_err(|e| ApiError::internal("checking a password", e))?;
     let account = match account {
         Some(account) if matches && !account.disabled => account,
-        _ => {
-            record_failure(&state, &email, ip);
-            return Err(ApiError::InvalidCredentials.into());
-        }
+        _ => return Err(ApiError::InvalidCredentials.into()),
     };
-    lock(&state.login_failures).by_email.forget(&email);
+    attempt.succeeded(&state);
 
     let (token, expires_at) = start_session(&state, account.id).await?;
     if !cookie {
@@ -353,7 +356,7 @@ async fn handle_change_password(
         return Err(ApiError::internal("password change", "fields passed without values").into());
     };
     let email = session.account.email.clone();
-    check_lockout(&state, &email, None)?;
+    let attempt = Attempt::begin(&state, &email, None)?;
     let stored = state
         .store
         .credentials(email.clone())
@@ -365,9 +368,9 @@ async fn handle_change_password(
         .await
         .map_err(|e| ApiError::internal("checking a password", e))?;
     if !matches {
-        record_failure(&state, &email, None);
         return Err(ApiError::Forbidden("the current password is wrong".into()).into());
     }
+    attempt.succeeded(&state);
     let hash = state
         .passwords
         .hash(Password::new(new))

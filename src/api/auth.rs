@@ -177,6 +177,13 @@ async fn resolve(state: &AppState, presented: &Presented) -> Result<Option<Resol
         return Ok(None);
     };
     let session = session_from_jwt(state, cookie, true).await?;
+    csrf_check(presented)?;
+    Ok(Some(Resolved::Session(session)))
+}
+
+/// A cookie-signed request that changes something must carry
+/// `X-Requested-With: tokenward`, which a cross-site form cannot set.
+fn csrf_check(presented: &Presented) -> Result<(), ApiError> {
     let writes = !matches!(
         presented.method,
         Method::GET | Method::HEAD | Method::OPTIONS
@@ -186,7 +193,7 @@ async fn resolve(state: &AppState, presented: &Presented) -> Result<Option<Resol
             "a cookie-signed request that changes something must carry the header X-Requested-With: tokenward".into(),
         ));
     }
-    Ok(Some(Resolved::Session(session)))
+    Ok(())
 }
 
 fn session_only() -> ApiError {
@@ -226,7 +233,15 @@ pub fn optional_session(
                 let Some(cookie) = cookie else {
                     return Ok(None);
                 };
-                return Ok(session_from_jwt(&state, &cookie, true).await.ok());
+                let Ok(session) = session_from_jwt(&state, &cookie, true).await else {
+                    return Ok(None);
+                };
+                // A live cookie acts for its account, so the CSRF rule
+                // holds here too (§9 "CSRF"): sign-up by an admin included.
+                return match csrf_check(&presented) {
+                    Ok(()) => Ok(Some(session)),
+                    Err(err) => Err(warp::reject::custom(err)),
+                };
             }
             match resolve(&state, &presented).await {
                 Ok(Some(Resolved::Session(session))) => Ok(Some(session)),

@@ -61,6 +61,19 @@ impl<K: Hash + Eq + Clone> SlidingWindow<K> {
         }
     }
 
+    /// Takes back one failure recorded at `at`: an attempt counted while in
+    /// flight that turned out to succeed.
+    pub fn withdraw(&mut self, key: &K, at: Instant) {
+        if let Some(times) = self.failures.get_mut(key) {
+            if let Some(index) = times.iter().rposition(|&t| t == at) {
+                times.remove(index);
+            }
+            if times.is_empty() {
+                self.failures.remove(key);
+            }
+        }
+    }
+
     pub fn forget(&mut self, key: &K) {
         self.failures.remove(key);
     }
@@ -128,6 +141,23 @@ mod tests {
         limiter.forget(&1);
         assert_eq!(limiter.tracked_keys(), 1);
         limiter.prune(start + Duration::from_secs(61));
+        assert_eq!(limiter.tracked_keys(), 0);
+    }
+
+    #[test]
+    fn a_withdrawn_attempt_no_longer_counts() {
+        let start = Instant::now();
+        let mut limiter = SlidingWindow::new(2, Duration::from_secs(60));
+        limiter.record_failure("ada", start);
+        let second = start + Duration::from_secs(1);
+        limiter.record_failure("ada", second);
+        assert!(limiter.retry_after(&"ada", second).is_some());
+        limiter.withdraw(&"ada", second);
+        assert_eq!(limiter.retry_after(&"ada", second), None);
+        limiter.withdraw(&"ada", start);
+        assert_eq!(limiter.tracked_keys(), 0);
+        // Withdrawing what was never recorded changes nothing.
+        limiter.withdraw(&"bob", start);
         assert_eq!(limiter.tracked_keys(), 0);
     }
 

@@ -9,7 +9,7 @@ pub const DESCRIPTION_MAX: usize = 500;
 pub const EMAIL_MAX: usize = 254;
 
 /// Lower-cases an email address and checks it looks deliverable:
-/// `local@domain` with a dot in the domain and no spaces.
+/// `local@domain`, the domain of at least two non-empty labels, no spaces.
 pub fn email(text: &str) -> Result<String, &'static str> {
     let email = text.trim().to_lowercase();
     if email.is_empty() {
@@ -21,11 +21,12 @@ pub fn email(text: &str) -> Result<String, &'static str> {
     let valid = match email.split_once('@') {
         Some((local, domain)) => {
             !local.is_empty()
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && domain.contains('.')
+                && domain.split('.').count() >= 2
+                && domain.split('.').all(|label| !label.is_empty())
                 && !domain.contains('@')
-                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+                && !email
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || is_invisible_trick(c))
         }
         None => false,
     };
@@ -45,8 +46,21 @@ pub fn password(text: &str) -> Result<(), &'static str> {
     }
 }
 
+/// Characters that change how the text around them is shown without
+/// showing themselves: bidirectional overrides and isolates, which can make
+/// a name read backwards ("CRM\u{202E}nimda"), and zero-width characters,
+/// which make two names that look alike differ (§9 "Names").
+fn is_invisible_trick(c: char) -> bool {
+    matches!(c,
+        '\u{202A}'..='\u{202E}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{2060}'
+        | '\u{FEFF}')
+}
+
 /// A display name (token, workspace): trimmed, 1–100 characters, no
-/// control characters.
+/// control, bidirectional or zero-width characters.
 pub fn display_name(text: &str) -> Result<String, &'static str> {
     let name = text.trim();
     if name.is_empty() {
@@ -57,6 +71,9 @@ pub fn display_name(text: &str) -> Result<String, &'static str> {
     }
     if name.chars().any(char::is_control) {
         return Err("must not contain control characters");
+    }
+    if name.chars().any(is_invisible_trick) {
+        return Err("must not contain bidirectional or zero-width characters");
     }
     Ok(name.to_owned())
 }
@@ -69,11 +86,15 @@ pub fn description(text: &str) -> Result<String, &'static str> {
     if text.chars().any(|c| c.is_control() && c != '\n') {
         return Err("must not contain control characters");
     }
+    if text.chars().any(is_invisible_trick) {
+        return Err("must not contain bidirectional or zero-width characters");
+    }
     Ok(text.to_owned())
 }
 
 /// Names that the scope grammar reserves and a catalog may not take.
-const RESERVED_SCOPE_NAMES: [&str; 6] = ["tokens", "domains", "domain", "verify", "routes", "audit"];
+const RESERVED_SCOPE_NAMES: [&str; 6] =
+    ["tokens", "domains", "domain", "verify", "routes", "audit"];
 
 /// A scope catalog name: `[a-z][a-z0-9-]{0,63}`.
 pub fn is_catalog_name(name: &str) -> bool {
@@ -138,6 +159,11 @@ mod tests {
             "ada@example",
             "a b@example.com",
             "ada@.com",
+            "ada@example..com",
+            "ada@a.",
+            "ada@.a",
+            "ada@example.com.",
+            "ad\u{202E}a@example.com",
         ] {
             assert!(email(bad).is_err(), "{bad}");
         }
@@ -158,6 +184,20 @@ mod tests {
         assert!(display_name("   ").is_err());
         assert!(display_name("a\u{7}b").is_err());
         assert!(display_name(&"n".repeat(101)).is_err());
+        for trick in [
+            "CRM\u{202E}nimda",
+            "a\u{2066}b",
+            "a\u{200B}b",
+            "a\u{200D}b",
+            "\u{FEFF}x",
+        ] {
+            assert!(display_name(trick).is_err(), "{trick:?}");
+            assert!(description(trick).is_err(), "{trick:?}");
+        }
+        assert_eq!(
+            display_name("Café – ünïcode 🙂").unwrap(),
+            "Café – ünïcode 🙂"
+        );
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub enum StoreError {
     NotFound,
     #[error("email already registered")]
     EmailTaken,
+    #[error("sign-up is closed")]
+    SignUpClosed,
+    #[error("the first account needs the setup code")]
+    SetupCodeNeeded,
     #[error("no account has this email")]
     NoSuchAccount,
     #[error("already a member")]
@@ -61,6 +65,23 @@ pub struct NewAccount {
     pub password_hash: String,
     pub workspace_name: String,
     pub now: Timestamp,
+    pub allowed: SignUpRules,
+}
+
+/// What a sign-up brought to be allowed in. Whether the account is the
+/// first, whether sign-up is open and whether the setup code is needed are
+/// decided inside the write that creates it, so concurrent sign-ups cannot
+/// all see an empty or open instance (§9 "Decided inside the write").
+#[derive(Clone, Copy, Debug)]
+pub struct SignUpRules {
+    /// The signed-in account asking, if any: an enabled instance admin may
+    /// create accounts while sign-up is closed.
+    pub by: Option<Id<Account>>,
+    /// For the first account: the server needs a setup code, and whether
+    /// the one given matched. `None`: no code is needed.
+    pub setup_code_matched: Option<bool>,
+    /// Whether the command line creates it (no sign-up rule applies).
+    pub from_cli: bool,
 }
 
 /// How a new token is named: as given, or `"<base> token <number>"` with the

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
-use super::workspaces;
+use super::{settings, workspaces};
 use crate::core::ids::Id;
 use crate::core::model::{Account, Session, Workspace};
 use crate::core::time::Timestamp;
@@ -31,6 +31,17 @@ pub fn has_accounts(conn: &Connection) -> Result<bool> {
 }
 
 pub fn create(tx: &Transaction, new: &NewAccount) -> Result<(Account, Workspace)> {
+    let first = !has_accounts(tx)?;
+    let rules = &new.allowed;
+    if !rules.from_cli {
+        if first {
+            if rules.setup_code_matched == Some(false) {
+                return Err(StoreError::SetupCodeNeeded);
+            }
+        } else if !settings::get(tx)?.allow_signup && !is_enabled_admin(tx, rules.by)? {
+            return Err(StoreError::SignUpClosed);
+        }
+    }
     let taken: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM accounts WHERE email = ?1)",
         [&new.email],
@@ -39,7 +50,6 @@ pub fn create(tx: &Transaction, new: &NewAccount) -> Result<(Account, Workspace)
     if taken {
         return Err(StoreError::EmailTaken);
     }
-    let first = !has_accounts(tx)?;
     tx.execute(
         "INSERT INTO accounts (id, email, password_hash, instance_admin, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -54,6 +64,18 @@ pub fn create(tx: &Transaction, new: &NewAccount) -> Result<(Account, Workspace)
         created_at: new.now,
     };
     Ok((account, workspace))
+}
+
+fn is_enabled_admin(conn: &Connection, id: Option<Id<Account>>) -> Result<bool> {
+    let Some(id) = id else { return Ok(false) };
+    Ok(conn
+        .query_row(
+            "SELECT instance_admin AND disabled_at IS NULL FROM accounts WHERE id = ?1",
+            [id],
+            |row| row.get(0),
+        )
+        .optional()?
+        .unwrap_or(false))
 }
 
 pub fn by_id(conn: &Connection, id: Id<Account>) -> Result<Option<Account>> {
