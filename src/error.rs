@@ -149,6 +149,7 @@ impl From<StoreError> for ApiError {
                 "the first account needs the one-time setup code that the server printed in its log"
                     .into(),
             ),
+            StoreError::Refused(message) => ApiError::Forbidden(message),
             StoreError::NoSuchAccount => {
                 ApiError::invalid_field("email", "no account has this email; it must sign up first")
             }

@@ -380,7 +380,13 @@ async fn handle_update(
     let now = Timestamp::now();
     let token = state
         .store
-        .update_token(caller.workspace_id, id, TokenEdit { name, scopes }, now)
+        .update_token(
+            caller.workspace_id,
+            id,
+            TokenEdit { name, scopes },
+            now,
+            caller.acting_on(),
+        )
         .await?;
     Ok(reply::ok(&TokenView::new(&token, &state.usage, now)))
 }
@@ -415,8 +421,6 @@ async fn handle_reset(
     }
     fields.finish()?;
     let old = manageable(&state, &caller, id).await?;
-    // A reset hands out a new token with the old one's scopes.
-    caller.ensure_can_grant(&old.scopes)?;
     let now = Timestamp::now();
     let settings = state.store.settings().await?;
     let grace = grace.unwrap_or(settings.reset_grace_seconds);
@@ -435,14 +439,15 @@ async fn handle_reset(
         name: TokenName::Numbered(name_base(&old.name).to_owned()),
         hash: secret.hash(),
         hint: secret.hint(),
-        scopes: old.scopes.clone(),
+        // The store copies the scopes the old token has inside the write.
+        scopes: Vec::new(),
         created_at: now,
         expires_at,
     };
     let old_expires_at = expiry::grace_end(old.expires_at, now, grace);
     let token = state
         .store
-        .rotate_token(old.id, new, old_expires_at)
+        .rotate_token(old.id, new, old_expires_at, caller.acting_on())
         .await?;
     Ok(reply::created(
         &TokenView::new(&token, &state.usage, now).with_secret(&secret),

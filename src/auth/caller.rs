@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
+use crate::core::acting::ActingOn;
 use crate::core::expiry::Ceiling;
 use crate::core::ids::Id;
 use crate::core::model::{
     Account, AccountRef, Membership, Role, Session, Token, TokenGrant, Workspace,
 };
-use crate::core::scopes::{self, Access, Resource, Scope};
+use crate::core::scopes::{self, Access, Grants, Resource, Scope};
 use crate::error::ApiError;
 
 /// A signed-in account, for endpoints that need a session rather than an
@@ -96,6 +97,21 @@ impl Caller {
             Some(scope) => Err(ApiError::Forbidden(format!(
                 "you cannot hand out {scope}: you do not hold it yourself"
             ))),
+        }
+    }
+
+    /// What this caller may do to another token, for the store to check
+    /// inside the write.
+    pub fn acting_on(&self) -> ActingOn {
+        match &self.credential {
+            Credential::Session(_) => ActingOn {
+                holds: self.membership.grants(),
+                token_expiry: None,
+            },
+            Credential::Token(grant) => ActingOn {
+                holds: Grants::Only(grant.effective_scopes().to_vec()),
+                token_expiry: Some(grant.token.expires_at),
+            },
         }
     }
 

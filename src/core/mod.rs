@@ -1,6 +1,7 @@
 //! Pure domain logic: no database, no HTTP. Everything here is unit-tested
 //! directly.
 
+pub mod acting;
 pub mod expiry;
 pub mod ids;
 pub mod keyhash;

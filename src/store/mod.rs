@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::core::acting::ActingOn;
 use crate::core::ids::Id;
 use crate::core::model::{
     Account, AccountRef, CatalogEntry, Domain, Member, Membership, Role, Session, Token,
@@ -47,6 +48,10 @@ pub enum StoreError {
     LastDomainToken(String),
     #[error("domain already exists")]
     DomainExists,
+    /// A rule about who may do what, decided inside the write: a `403`
+    /// with this sentence.
+    #[error("{0}")]
+    Refused(String),
     #[error("unknown scope {0}")]
     UnknownScope(String),
     #[error("invalid settings")]
@@ -253,12 +258,15 @@ pub trait Store: Send + Sync + 'static {
     async fn create_token(&self, new: NewToken) -> Result<Token>;
     async fn token(&self, workspace: Id<Workspace>, id: Id<Token>) -> Result<Option<Token>>;
     async fn list_tokens(&self, query: TokenQuery) -> Result<Page<Token>>;
+    /// Edits a token; a scope change is checked against `acting` and the
+    /// token as it is inside the write.
     async fn update_token(
         &self,
         workspace: Id<Workspace>,
         id: Id<Token>,
         edit: TokenEdit,
         now: Timestamp,
+        acting: ActingOn,
     ) -> Result<Token>;
     /// Revokes at once; revoking a revoked token is a no-op.
     async fn revoke_token(
@@ -268,12 +276,15 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<()>;
     /// Creates `new` in place of `old`, which lives on until
-    /// `old_expires_at` and points at its replacement.
+    /// `old_expires_at` and points at its replacement. The new token gets
+    /// the scopes `old` has inside the write (`new.scopes` is ignored),
+    /// and `acting` must be allowed to hand them out and to reset `old`.
     async fn rotate_token(
         &self,
         old: Id<Token>,
         new: NewToken,
         old_expires_at: Timestamp,
+        acting: ActingOn,
     ) -> Result<Token>;
     /// The verify path: one indexed read (or a cache hit), never a write.
     async fn token_grant(&self, hash: TokenHash) -> Result<Option<Arc<TokenGrant>>>;

@@ -23,6 +23,7 @@ use super::{
     DomainUsage, NewAccount, NewToken, Page, PurgeReport, Result, Store, StoreError, TokenEdit,
     TokenQuery, TokenUse,
 };
+use crate::core::acting::ActingOn;
 use crate::core::ids::Id;
 use crate::core::model::{
     Account, CatalogEntry, Domain, Member, Membership, Role, Session, Token, TokenGrant, Workspace,
@@ -431,8 +432,9 @@ impl Store for SqliteStore {
         id: Id<Token>,
         edit: TokenEdit,
         now: Timestamp,
+        acting: ActingOn,
     ) -> Result<Token> {
-        self.write_grants(move |tx| tokens::update(tx, workspace, id, edit, now))
+        self.write_grants(move |tx| tokens::update(tx, workspace, id, edit, now, &acting))
             .await
     }
 
@@ -451,8 +453,9 @@ impl Store for SqliteStore {
         old: Id<Token>,
         new: NewToken,
         old_expires_at: Timestamp,
+        acting: ActingOn,
     ) -> Result<Token> {
-        self.write_grants(move |tx| tokens::rotate(tx, old, &new, old_expires_at))
+        self.write_grants(move |tx| tokens::rotate(tx, old, new, old_expires_at, &acting))
             .await
     }
 

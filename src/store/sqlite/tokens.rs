@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, named_params, pa
 
 use super::settings;
 use super::workspaces::ensure_known;
+use crate::core::acting::{ActingOn, Refusal};
 use crate::core::ids::Id;
 use crate::core::model::{
     AccountRef, Membership, Role, Token, TokenGrant, TokenState, Workspace, numbered_name,
@@ -164,6 +165,10 @@ pub fn list(conn: &Connection, query: &TokenQuery) -> Result<Page<Token>> {
     })
 }
 
+fn refused(refusal: Refusal) -> StoreError {
+    StoreError::Refused(refusal.0)
+}
+
 fn ensure_active(token: &Token, now: Timestamp) -> Result<()> {
     match token.state(now) {
         TokenState::Active => Ok(()),
@@ -178,8 +183,11 @@ fn full_domains(scopes: &[Scope]) -> impl Iterator<Item = &str> {
         .filter_map(Scope::domain)
 }
 
-/// The last active token holding full `domain:<name>` keeps its domain
-/// usable, so it may not lose that scope (§4 "Domains").
+/// The last token that would verify `VALID` for full `domain:<name>` keeps
+/// its domain usable, so it may not lose that scope (§4 "Domains", §9): a
+/// token counts only while it is active and its owner is enabled and still
+/// granted the domain. A token that no longer verifies keeps nothing alive,
+/// so it may always go.
 fn ensure_not_last_domain_token<'a>(
     conn: &Connection,
     token: &Token,
@@ -188,17 +196,23 @@ fn ensure_not_last_domain_token<'a>(
 ) -> Result<()> {
     for domain in losing {
         let needle = format!(" domain:{domain} ");
-        let others: bool = conn
+        let (this_one, others): (i64, i64) = conn
             .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM tokens
-                 WHERE workspace_id = ?1 AND id <> ?2 AND revoked_at IS NULL
-                   AND (expires_at IS NULL OR expires_at > ?3)
-                   AND instr(' ' || scopes || ' ', ?4) > 0)",
+                "SELECT COALESCE(SUM(t.id = ?2), 0), COALESCE(SUM(t.id <> ?2), 0)
+                 FROM tokens t
+                 JOIN accounts a ON a.id = t.owner_id AND a.disabled_at IS NULL
+                 JOIN members m ON m.workspace_id = t.workspace_id AND m.account_id = t.owner_id
+                 WHERE t.workspace_id = ?1 AND t.revoked_at IS NULL
+                   AND (t.expires_at IS NULL OR t.expires_at > ?3)
+                   AND instr(' ' || t.scopes || ' ', ?4) > 0
+                   AND (m.role = 'admin'
+                        OR instr(' ' || m.scopes || ' ', ?4) > 0
+                        OR instr(' ' || m.scopes || ' ', ' domains ') > 0)",
             )?
             .query_row(params![token.workspace_id, token.id, now, needle], |row| {
-                row.get(0)
+                Ok((row.get(0)?, row.get(1)?))
             })?;
-        if !others {
+        if this_one > 0 && others == 0 {
             return Err(StoreError::LastDomainToken(domain.to_owned()));
         }
     }
@@ -211,10 +225,13 @@ pub fn update(
     id: Id<Token>,
     edit: TokenEdit,
     now: Timestamp,
+    acting: &ActingOn,
 ) -> Result<Token> {
     let token = existing(tx, workspace, id)?;
     ensure_active(&token, now)?;
     if let Some(new_scopes) = &edit.scopes {
+        acting.may_change(&token).map_err(refused)?;
+        acting.may_hand_out(new_scopes).map_err(refused)?;
         ensure_known(tx, workspace, new_scopes)?;
         let keeps = |domain: &str| full_domains(new_scopes).any(|d| d == domain);
         let losing: Vec<&str> = full_domains(&token.scopes).filter(|d| !keeps(d)).collect();
@@ -257,8 +274,9 @@ pub fn revoke(
 pub fn rotate(
     tx: &Transaction,
     old: Id<Token>,
-    new: &NewToken,
+    mut new: NewToken,
     old_expires_at: Timestamp,
+    acting: &ActingOn,
 ) -> Result<Token> {
     let now = new.created_at;
     let current = existing(tx, new.workspace_id, old)?;
@@ -266,7 +284,11 @@ pub fn rotate(
     if current.replaced_by.is_some() {
         return Err(StoreError::TokenReplaced);
     }
-    let created = create(tx, new)?;
+    acting.may_change(&current).map_err(refused)?;
+    // The scopes as they are now, not as the caller read them before.
+    acting.may_hand_out(&current.scopes).map_err(refused)?;
+    new.scopes = current.scopes;
+    let created = create(tx, &new)?;
     tx.execute(
         "UPDATE tokens SET expires_at = ?2, replaced_by = ?3 WHERE id = ?1",
         params![old, old_expires_at, created.id],
