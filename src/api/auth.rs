@@ -14,7 +14,8 @@ use crate::auth::caller::{Caller, Credential, SessionCaller};
 use crate::auth::jwt::{JwtError, looks_like_jwt};
 use crate::auth::presented_token::{Inspection, inspect};
 use crate::core::ids::Id;
-use crate::core::model::TokenGrant;
+use crate::core::model::{TokenGrant, Workspace};
+use crate::core::scopes::{self, Resource, Scope};
 use crate::core::time::Timestamp;
 use crate::core::verdict::Verdict;
 use crate::error::ApiError;
@@ -194,6 +195,36 @@ fn csrf_check(presented: &Presented) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// The workspace a verifier token pins for `POST /tokens/verify` (§4): an
+/// API token whose effective scopes hold `verify:read`. Its use is recorded
+/// like any other.
+pub async fn verifier_workspace(
+    state: &AppState,
+    authorization: &str,
+    ip: Option<IpAddr>,
+) -> Result<Id<Workspace>, ApiError> {
+    let Some(credential) = bearer(Some(authorization))? else {
+        return Err(invalid("the Authorization header must be: Bearer <token>"));
+    };
+    if looks_like_jwt(credential) {
+        return Err(ApiError::Forbidden(
+            "verification takes a verifier token (an API token with the verify scope) or a workspace_id, not a session".into(),
+        ));
+    }
+    match token_caller(state, credential, ip).await? {
+        Resolved::Token(grant) => {
+            let needed = Scope::read(Resource::Verify);
+            if !scopes::holds(grant.effective_scopes(), &needed) {
+                return Err(ApiError::InsufficientScope {
+                    needed: needed.to_string(),
+                });
+            }
+            Ok(grant.token.workspace_id)
+        }
+        Resolved::Session(_) => Err(invalid("the API token is not known")),
+    }
 }
 
 fn session_only() -> ApiError {

@@ -55,6 +55,7 @@ pub fn verify(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     warp::path!("tokens" / "verify")
         .and(warp::post())
         .and(auth::client_ip(state.clone()))
+        .and(warp::header::optional::<String>("authorization"))
         .and(body::json())
         .and(with(state))
         .and_then(handle_verify)
@@ -161,25 +162,53 @@ async fn manageable(state: &AppState, caller: &Caller, id: TokenId) -> Result<To
 
 async fn handle_verify(
     ip: Option<IpAddr>,
+    authorization: Option<String>,
     mut fields: Fields,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    if let Some(ip) = ip
-        && let Some(wait) = state.verify_failures.retry_after(&ip, Instant::now())
-    {
-        return Err(ApiError::RateLimited {
-            retry_after: retry_after_seconds(wait),
+    // A verifier token pins the workspace and is never limited by the
+    // failures it forwards (§4); anyone else is limited per address.
+    let pinned = match authorization {
+        Some(value) => Some(auth::verifier_workspace(&state, &value, ip).await?),
+        None => {
+            refuse_while_limited(&state, ip)?;
+            None
         }
-        .into());
-    }
+    };
+    let limited = pinned.is_none();
     let presented = fields.required_string("token");
     let wanted = fields.scopes("scopes").unwrap_or_default();
+    let named = fields.string("workspace_id").and_then(|text| {
+        fields.check(
+            "workspace_id",
+            text.trim()
+                .parse::<Id<Workspace>>()
+                .map_err(|_| "must be a workspace id"),
+        )
+    });
+    match (pinned, named) {
+        (Some(pinned), Some(named)) if pinned != named => fields.problem(
+            "workspace_id",
+            "names another workspace than the verifier token's own",
+        ),
+        (None, None) => fields.problem(
+            "workspace_id",
+            "is required: name the workspace whose tokens you verify, or call with a verifier token (Authorization: Bearer <a token with the verify scope>)",
+        ),
+        _ => {}
+    }
+    let workspace = pinned.or(named);
     fields.finish()?;
-    let presented = presented.unwrap_or_default();
+    let (presented, Some(workspace)) = (presented.unwrap_or_default(), workspace) else {
+        return Err(ApiError::internal("verify", "fields passed without values").into());
+    };
 
     let now = Timestamp::now();
     let (code, grant) = match inspect(state.store.as_ref(), &presented, now).await? {
         Inspection::Malformed => ("MALFORMED", None),
+        // Another workspace's token is not there for this caller: a copied
+        // prefix, scope or domain name proves nothing.
+        Inspection::Found(grant, _) if grant.token.workspace_id != workspace => ("NOT_FOUND", None),
         Inspection::NotFound => ("NOT_FOUND", None),
         Inspection::Found(grant, verdict) => {
             let code = match verdict {
@@ -200,8 +229,8 @@ async fn handle_verify(
         }
     };
     let valid = code == "VALID";
-    if !valid && let Some(ip) = ip {
-        state.verify_failures.record_failure(ip, Instant::now());
+    if !valid && limited {
+        note_failure(&state, ip);
     }
     // `{"valid": …, "code": …, "token": {…} | null}`, the token object with
     // its effective scopes (§9).
@@ -229,6 +258,24 @@ async fn handle_verify(
         out.push(b'}');
         Ok(())
     }))
+}
+
+/// `429` while the address has used up its failed verifications.
+fn refuse_while_limited(state: &AppState, ip: Option<IpAddr>) -> Result<(), ApiError> {
+    if let Some(ip) = ip
+        && let Some(wait) = state.verify_failures.retry_after(&ip, Instant::now())
+    {
+        return Err(ApiError::RateLimited {
+            retry_after: retry_after_seconds(wait),
+        });
+    }
+    Ok(())
+}
+
+fn note_failure(state: &AppState, ip: Option<IpAddr>) {
+    if let Some(ip) = ip {
+        state.verify_failures.record_failure(ip, Instant::now());
+    }
 }
 
 async fn handle_self(caller: Caller, state: AppState) -> Result<Response, Rejection> {

@@ -466,16 +466,62 @@ pub fn plain_token(server: &Server, credential: &str) -> Value {
     )
 }
 
-pub fn verify(server: &Server, token: &str, scopes: Option<Value>) -> Value {
+/// A workspace id that no workspace has.
+pub const NOBODY_S_WORKSPACE: &str = "00000000-0000-4000-8000-000000000000";
+
+/// The workspace `token` belongs to, read from the server's database file
+/// (as the service that verifies it would know it), if it is a token there.
+pub fn workspace_of(server: &Server, token: &str) -> Option<String> {
+    use sha2::Digest;
+    let db = rusqlite::Connection::open(server.db_path()).ok()?;
+    db.busy_timeout(Duration::from_secs(5)).ok()?;
+    let hash = sha2::Sha256::digest(token.as_bytes());
+    db.query_row(
+        "SELECT workspace_id FROM tokens WHERE secret_hash = ?1",
+        [hash.as_slice()],
+        |row| row.get(0),
+    )
+    .ok()
+}
+
+fn verify_body(token: &str, scopes: Option<Value>) -> Value {
     let mut body = json!({"token": token});
     if let Some(scopes) = scopes {
         body["scopes"] = scopes;
     }
+    body
+}
+
+/// Verifies `token` anonymously in its own workspace, as a service of that
+/// workspace would (or in nobody's, when it is not a token there).
+pub fn verify(server: &Server, token: &str, scopes: Option<Value>) -> Value {
+    let workspace = workspace_of(server, token).unwrap_or_else(|| NOBODY_S_WORKSPACE.to_owned());
+    verify_in(server, &workspace, token, scopes)
+}
+
+/// Verifies `token` anonymously, pinning `workspace` with `workspace_id`.
+pub fn verify_in(server: &Server, workspace: &str, token: &str, scopes: Option<Value>) -> Value {
+    let mut body = verify_body(token, scopes);
+    body["workspace_id"] = json!(workspace);
     server
         .post("/api/v1/tokens/verify")
         .json(body)
         .send()
         .data(200)
+}
+
+/// Verifies `token` as a service holding the verifier token `verifier`.
+pub fn verify_with(
+    server: &Server,
+    verifier: &str,
+    token: &str,
+    scopes: Option<Value>,
+) -> Response {
+    server
+        .post("/api/v1/tokens/verify")
+        .bearer(verifier)
+        .json(verify_body(token, scopes))
+        .send()
 }
 
 /// Adds a scope to a workspace's catalog.
