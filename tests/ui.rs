@@ -1265,7 +1265,8 @@ fn phone_width_dark_layout() {
 
             // The verifier kind: the explanation, the reveal and its command
             // all fit the width.
-            ui.click("#token-kind-verifier").await;
+            // A tap anywhere on the card picks it, not only on its label.
+            ui.click("#token-kind-verifier-desc").await;
             ui.text_contains("[data-testid=verifier-explainer]", "never rate-limited")
                 .await;
             ui.fits_width("create verifier").await;

@@ -145,6 +145,12 @@ function kindPicker(initial, canVerify) {
           disabled ? ' You do not hold the verify permission here: ask a workspace admin for it.' : null)));
   });
   const group = h('div', { class: 'choice-group' }, radios);
+  // The whole card picks its kind, not only the label's words.
+  group.addEventListener('click', (event) => {
+    const card = event.target.closest('.choice');
+    const input = card && card.querySelector('input');
+    if (input && !input.disabled && !event.target.closest('input, label')) input.click();
+  });
   return {
     element: group,
     value: () => group.querySelector('input[name="kind"]:checked')?.value || 'integration',
