@@ -8,7 +8,21 @@ import { h } from './dom.js';
 const BUILT_INS = [
   { resource: 'tokens', description: 'Create, edit, reset and delete API tokens' },
   { resource: 'domains', description: 'Add and delete domains, and use every domain' },
+  { resource: 'verify', description: 'Check tokens of this workspace with POST /tokens/verify' },
+  { resource: 'routes', description: 'Read and replace the forward-auth rules' },
+  { resource: 'audit', description: 'Read the audit log' },
 ];
+
+/** The scope a verifier token holds, and nothing else. */
+export const VERIFIER_SCOPES = ['verify:read'];
+
+/**
+ * Whether a token can serve as a verifier: it holds the built-in `verify`
+ * (full or read). The list and the token pages mark such tokens.
+ */
+export function isVerifier(scopes) {
+  return (scopes || []).some((scope) => parseScope(scope).resource === 'verify');
+}
 
 /** Splits `contacts:read` into {resource: 'contacts', level: 'read'}. */
 export function parseScope(scope) {

@@ -251,9 +251,11 @@ function append_(parent, ...children) {
 
 /**
  * Shows a secret once. The text lives only in this dialog's DOM and in this
- * closure; closing the dialog empties both.
+ * closure; closing the dialog empties both. `example` ({title, text(secret),
+ * copied}) adds a ready-to-copy command that uses the secret, emptied on
+ * close like the secret itself.
  */
-export function revealSecret({ title, intro, secret, notes = [] }) {
+export function revealSecret({ title, intro, secret, notes = [], example = null }) {
   return new Promise((resolve) => {
     let value = secret;
     const dialog = dialogShell('reveal-panel');
@@ -275,10 +277,32 @@ export function revealSecret({ title, intro, secret, notes = [] }) {
         copy.classList.remove('copied');
       }, 2500);
     });
+    let exampleBlock = null;
+    let exampleCode = null;
+    if (example) {
+      const headingId = nextId('dlg');
+      exampleCode = h('code', {}, example.text(value));
+      const exampleLabel = h('span', {}, 'Copy command');
+      const exampleCopy = h('button', { type: 'button', class: 'btn btn-sm copy-btn', 'data-testid': 'reveal-example-copy' },
+        icon('copy'), exampleLabel);
+      exampleCopy.addEventListener('click', async () => {
+        const ok = value !== null && (await copyText(example.text(value)));
+        exampleLabel.textContent = ok ? 'Copied' : 'Copy failed';
+        status.textContent = ok ? example.copied : 'Could not copy: select the command and copy it by hand.';
+        setTimeout(() => {
+          exampleLabel.textContent = 'Copy command';
+        }, 2500);
+      });
+      exampleBlock = h('section', { class: 'reveal-example', 'aria-labelledby': headingId },
+        h('div', { class: 'reveal-example-head' },
+          h('h3', { id: headingId, class: 'reveal-example-title' }, example.title), exampleCopy),
+        h('pre', { class: 'code-block', 'data-testid': 'reveal-example' }, exampleCode));
+    }
     const close = h('button', { type: 'button', class: 'btn', 'data-testid': 'reveal-close' }, 'Done, I have copied it');
     close.addEventListener('click', () => dialog.close());
     dialog.addEventListener('close', () => {
       code.textContent = '';
+      if (exampleCode) exampleCode.textContent = '';
       value = null;
       dialog.remove();
       resolve();
@@ -292,6 +316,7 @@ export function revealSecret({ title, intro, secret, notes = [] }) {
         h('strong', {}, 'Copy it now: it will not be shown again. '),
         'tokenward keeps only a hash of it. If you lose it, reset the token to get a new one.',
       ], 'reveal-warning'),
+      exampleBlock,
       ...notes.map((note) => h('p', { class: 'dialog-note' }, note)),
       h('div', { class: 'dialog-actions' }, close),
     );
@@ -299,6 +324,21 @@ export function revealSecret({ title, intro, secret, notes = [] }) {
     copy.focus();
   });
 }
+
+/**
+ * The `example` for `revealSecret` after a verifier token is created or
+ * reset: the `curl` command that checks a token with it.
+ */
+export const verifyExample = {
+  title: 'Check a token with it',
+  copied: 'Command copied to the clipboard.',
+  text: (secret) => [
+    `curl -s ${location.origin}/api/v1/tokens/verify \\`,
+    `  -H "Authorization: Bearer ${secret}" \\`,
+    "  -H 'Content-Type: application/json' \\",
+    `  -d '{"token": "<token to check>", "scopes": ["contacts:read"]}'`,
+  ].join('\n'),
+};
 
 /* ---------- row menus ---------- */
 
@@ -399,6 +439,13 @@ export function rowMenu(label, items) {
 
 export function badge(text, kind = 'neutral', testid) {
   return h('span', { class: `badge badge-${kind}`, 'data-testid': testid || null }, text);
+}
+
+/** Marks a token that can check other tokens (it holds `verify`). */
+export function verifierBadge() {
+  const el = badge('Verifier', 'info', 'verifier-badge');
+  el.title = 'A verifier token: a service uses it to check tokens of this workspace';
+  return el;
 }
 
 export function scopeChips(scopes) {

@@ -968,6 +968,192 @@ fn sign_in_settings_domains_and_members() {
     );
 }
 
+/// A verifier token for a service, made from the create page: the kind is
+/// chosen first (from the keyboard), the permission grid gives way to an
+/// explanation, the secret is revealed once with a ready-to-copy verify
+/// command, and the token holds exactly `verify:read` and is marked
+/// "Verifier" in the list and on its permissions page.
+#[test]
+fn verifier_token_from_the_create_page() {
+    let Some(browser) = browser_or_skip("verifier") else {
+        return;
+    };
+    let server = Server::start();
+    let admin = admin_with_open_signup(&server);
+    add_catalog_scope(&server, &admin, &admin.workspace, "contacts");
+    let bob = sign_up(&server, "bob@example.com");
+    server
+        .post(&format!("/api/v1/workspaces/{}/members", admin.workspace))
+        .bearer(&admin.session)
+        .json(json!({"email": bob.email, "role": "member", "scopes": ["contacts:read"]}))
+        .send()
+        .data(201);
+    run_ui(
+        browser,
+        "verifier",
+        Viewport::Desktop,
+        server,
+        move |ui| async move {
+            let server = ui.server.clone();
+            ui.goto("/").await;
+            ui.find("#signin-form").await;
+            ui.fill("#signin-email", ADMIN_EMAIL).await;
+            ui.fill("#signin-password", PASSWORD).await;
+            ui.click("#signin-submit").await;
+            ui.page("API Tokens").await;
+            ui.click("[data-testid=create-token]").await;
+            ui.page("Create token").await;
+
+            // The kind comes first; an integration token is the default and
+            // shows the grid. The arrow key moves to "Verifier token".
+            let integration = ui.find("#token-kind-integration").await;
+            assert!(integration.is_selected().await.unwrap());
+            ui.find("[data-testid=permission-grid]").await;
+            integration.send_keys(&Key::Down).await.unwrap();
+            ui.until(
+                "the arrow key to choose the verifier kind",
+                "return document.getElementById('token-kind-verifier').checked;",
+                vec![],
+            )
+            .await;
+            let explainer = ui
+                .text_contains(
+                    "[data-testid=verifier-explainer]",
+                    "POST /api/v1/tokens/verify",
+                )
+                .await;
+            assert!(
+                explainer.contains("never rate-limited"),
+                "the explanation says a verifier is never limited: {explainer}"
+            );
+            let grid_shown = ui
+                .js(
+                    "const g = document.querySelector('[data-testid=permission-grid]');
+                     return !!g && g.offsetParent !== null;",
+                    vec![],
+                )
+                .await;
+            assert_eq!(
+                grid_shown,
+                json!(false),
+                "the grid gives way to the explanation"
+            );
+            ui.find("#expiry-7d").await.click().await.unwrap();
+            ui.fill("#token-name", "Billing service verifier").await;
+            ui.screenshot("01-verifier-form").await;
+            ui.click("[data-testid=token-submit]").await;
+
+            // The reveal: the secret once, and the verify command with it.
+            let secret = ui
+                .find("[data-testid=reveal-secret]")
+                .await
+                .text()
+                .await
+                .unwrap();
+            let example = ui
+                .text_contains("[data-testid=reveal-example]", "/api/v1/tokens/verify")
+                .await;
+            let origin = format!("http://{}", server.addr);
+            for part in [
+                format!("curl -s {origin}/api/v1/tokens/verify"),
+                format!("-H \"Authorization: Bearer {secret}\""),
+                "-H 'Content-Type: application/json'".to_owned(),
+                "\"scopes\": [\"contacts:read\"]".to_owned(),
+            ] {
+                assert!(example.contains(&part), "{part:?} missing from:\n{example}");
+            }
+            ui.find("[data-testid=reveal-example-copy]").await;
+            let taken = ui.take_secret("02-verifier-reveal").await;
+            assert_eq!(taken, secret);
+
+            // The list marks it; the API says it holds exactly verify:read.
+            let row = Ui::token_row("Billing service verifier");
+            ui.text_contains(&format!("{row} [data-testid=verifier-badge]"), "Verifier")
+                .await;
+            let id = ui
+                .find(&row)
+                .await
+                .attr("data-token-id")
+                .await
+                .unwrap()
+                .expect("the row names its token");
+            let token = server
+                .get(&format!("/api/v1/tokens/{id}"))
+                .bearer(&admin.session)
+                .send()
+                .data(200);
+            assert_eq!(token["scopes"], json!(["verify:read"]), "{token}");
+            assert_eq!(
+                seconds_between(&token["created_at"], &token["expires_at"]),
+                7 * 86_400,
+                "the expiry choice still applies"
+            );
+            ui.screenshot("03-verifier-in-list").await;
+
+            // Its permissions page: marked too, the grid knows `verify`.
+            ui.row_action(&row, "edit").await;
+            ui.page("Edit permissions").await;
+            ui.text_contains("[data-testid=verifier-badge]", "Verifier")
+                .await;
+            let read = ui.find("[data-testid='perm-read-verify']").await;
+            assert!(read.is_selected().await.unwrap());
+            let full = ui.find("[data-testid='perm-full-verify']").await;
+            assert!(!full.is_selected().await.unwrap());
+            ui.text_contains(
+                "[data-resource=verify]",
+                "Check tokens of this workspace with POST /tokens/verify",
+            )
+            .await;
+            ui.screenshot("04-verifier-permissions").await;
+
+            // An integration token made beside it is not marked.
+            create_token(
+                &server,
+                &admin.session,
+                json!({"name": "CRM Integration", "scopes": ["contacts:read"]}),
+            );
+            ui.nav("tokens", "API Tokens").await;
+            ui.find(&Ui::token_row("CRM Integration")).await;
+            let marked = ui
+                .js(
+                    "return !!document.querySelector(arguments[0]);",
+                    vec![json!(format!(
+                        "{} [data-testid=verifier-badge]",
+                        Ui::token_row("CRM Integration")
+                    ))],
+                )
+                .await;
+            assert_eq!(
+                marked,
+                json!(false),
+                "an integration token is not a verifier"
+            );
+
+            // A member without a `verify` grant cannot pick the verifier kind,
+            // and is told why.
+            ui.click("[data-testid=sign-out]").await;
+            ui.find("#signin-form").await;
+            ui.fill("#signin-email", &bob.email).await;
+            ui.fill("#signin-password", PASSWORD).await;
+            ui.click("#signin-submit").await;
+            ui.page("API Tokens").await;
+            ui.find("[data-testid=workspace-select]")
+                .await
+                .select_by_value(&admin.workspace)
+                .await
+                .unwrap();
+            ui.page("API Tokens").await;
+            ui.click("[data-testid=create-token]").await;
+            ui.page("Create token").await;
+            let verifier = ui.find("#token-kind-verifier").await;
+            assert!(!verifier.is_enabled().await.unwrap());
+            ui.text_contains("[data-testid=kind-verifier]", "ask a workspace admin")
+                .await;
+            ui.screenshot("05-member-without-verify").await;
+        },
+    );
+}
+
 /// At 390×844 in dark mode: nothing scrolls sideways, the navigation, the
 /// main buttons and the row menu stay on screen, and the dark palette is in
 /// use.
@@ -1076,6 +1262,32 @@ fn phone_width_dark_layout() {
                 .await;
             ui.within_width("[data-testid=token-submit]").await;
             ui.screenshot("04-create").await;
+
+            // The verifier kind: the explanation, the reveal and its command
+            // all fit the width.
+            // A tap anywhere on the card picks it, not only on its label.
+            ui.click("#token-kind-verifier-desc").await;
+            ui.text_contains("[data-testid=verifier-explainer]", "never rate-limited")
+                .await;
+            ui.fits_width("create verifier").await;
+            ui.within_width("[data-testid=kind-integration]").await;
+            ui.within_width("[data-testid=verifier-explainer]").await;
+            ui.screenshot("04-create-verifier").await;
+            ui.fill("#token-name", "Billing service verifier").await;
+            ui.click("[data-testid=token-submit]").await;
+            ui.text_contains("[data-testid=reveal-example]", "Authorization: Bearer")
+                .await;
+            ui.fits_width("verifier reveal").await;
+            ui.within_width("[data-testid=reveal-example]").await;
+            ui.within_width("[data-testid=reveal-example-copy]").await;
+            ui.take_secret("04-verifier-reveal").await;
+            ui.within_width(&format!(
+                "{} [data-testid=verifier-badge]",
+                Ui::token_row("Billing service verifier")
+            ))
+            .await;
+            ui.fits_width("token list with a verifier").await;
+            ui.screenshot("04-verifier-in-list").await;
 
             for (section, title) in [
                 ("domains", "Domains"),

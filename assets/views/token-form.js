@@ -1,12 +1,18 @@
-// Create a token (name, permissions, expiry) and edit a token's
+// Create a token (kind, name, permissions, expiry) and edit a token's
 // permissions. The secret of a new token is shown once, then forgotten.
+// A token is either an integration token (the permissions chosen in the
+// grid) or a verifier token for one of the team's services (`verify:read`
+// and nothing else).
 
 import { api, enc } from '../api.js';
 import { h, replace } from '../dom.js';
 import { duration, exact, rfc3339 } from '../format.js';
-import { loadResources, loadToken, permissionGrid } from '../permissions.js';
+import {
+  VERIFIER_SCOPES, holds, isVerifier, loadResources, loadToken, permissionGrid,
+} from '../permissions.js';
 import {
   alertBox, busy, clearErrors, field, loading, pageHeader, revealSecret, showErrors, toast,
+  verifierBadge, verifyExample,
 } from '../ui.js';
 
 const PRESETS = [
@@ -106,6 +112,67 @@ function expiryPicker(settings) {
   };
 }
 
+const KINDS = [
+  {
+    key: 'integration',
+    label: 'Integration token',
+    description: 'Calls this workspace’s APIs with the permissions you choose.',
+  },
+  {
+    key: 'verifier',
+    label: 'Verifier token',
+    description: 'For one of your services: lets it check tokens of this workspace, nothing else.',
+  },
+];
+
+/**
+ * The first choice on the create page: what kind of token this is.
+ * `canVerify` is false when the caller may not hand out `verify:read`.
+ */
+function kindPicker(initial, canVerify) {
+  const radios = KINDS.map((kind) => {
+    const id = `token-kind-${kind.key}`;
+    const disabled = kind.key === 'verifier' && !canVerify;
+    const input = h('input', {
+      type: 'radio', name: 'kind', id, value: kind.key, checked: kind.key === initial,
+      disabled, 'aria-describedby': `${id}-desc`,
+    });
+    return h('div', { class: disabled ? 'choice disabled' : 'choice', 'data-testid': `kind-${kind.key}` },
+      input,
+      h('div', { class: 'choice-text' },
+        h('label', { for: id, class: 'choice-label' }, kind.label),
+        h('p', { class: 'choice-desc', id: `${id}-desc` }, kind.description,
+          disabled ? ' You do not hold the verify permission here: ask a workspace admin for it.' : null)));
+  });
+  const group = h('div', { class: 'choice-group' }, radios);
+  // The whole card picks its kind, not only the label's words.
+  group.addEventListener('click', (event) => {
+    const card = event.target.closest('.choice');
+    const input = card && card.querySelector('input');
+    if (input && !input.disabled && !event.target.closest('input, label')) input.click();
+  });
+  return {
+    element: group,
+    value: () => group.querySelector('input[name="kind"]:checked')?.value || 'integration',
+    onChange: (fn) => group.addEventListener('change', fn),
+    focus: () => group.querySelector('input[name="kind"]:checked')?.focus(),
+  };
+}
+
+/** What a verifier token can and cannot do, in place of the grid. */
+function verifierExplainer() {
+  return h('div', { class: 'explainer', 'data-testid': 'verifier-explainer' },
+    h('p', {}, 'A verifier token holds one permission, ', h('code', {}, 'verify:read'),
+      '. Your service sends it as ', h('code', {}, 'Authorization: Bearer …'), ' when it calls ',
+      h('code', {}, 'POST /api/v1/tokens/verify'), ' to check a token its users sent.'),
+    h('ul', { class: 'explainer-list' },
+      h('li', {}, h('strong', {}, 'It can '), 'check whether a token of this workspace is valid and which permissions it holds.'),
+      h('li', {}, h('strong', {}, 'It cannot '), 'call your APIs or see or change tokens, domains, members or settings. '
+        + 'A token of another workspace answers NOT_FOUND, so tokens made elsewhere never pass your service.'),
+      h('li', {}, h('strong', {}, 'It is never rate-limited '), 'by the bad tokens your users send: '
+        + 'only anonymous checks are limited per address.')));
+}
+
 export async function renderCreate(ctx) {
   replace(ctx.section, breadcrumb('Create token'),
     pageHeader('Create token', 'Give the token a name you will recognise, only the permissions the integration needs, and an expiry.'),
@@ -115,22 +182,45 @@ export async function renderCreate(ctx) {
   const settings = settingsResponse.data;
   ctx.state.settings = settings;
 
-  const name = h('input', { type: 'text', id: 'token-name', name: 'name', required: true, maxlength: '100', autocomplete: 'off', placeholder: 'CRM Integration' });
+  const canVerify = holds(resources.grants, 'verify', 'read');
+  const kind = kindPicker(ctx.query.get('kind') === 'verifier' && canVerify ? 'verifier' : 'integration', canVerify);
+  const name = h('input', { type: 'text', id: 'token-name', name: 'name', required: true, maxlength: '100', autocomplete: 'off' });
+  const nameHint = h('span');
   const grid = permissionGrid({ resources, limitTo: resources.grants, caption: 'Permissions for the new token' });
+  const permissions = fieldset('Permissions', 'Tick Full or Read for each resource the token may use. Full includes Read. Give only what the integration needs.', 'scopes', grid.element);
+  const explainer = h('div', { class: 'fieldset', 'data-field': 'verifier' },
+    h('p', { class: 'field-label' }, 'What a verifier token does'),
+    verifierExplainer(),
+    h('p', { class: 'field-error', 'data-error-for': 'verifier', hidden: true, role: 'alert' }));
   const expiry = expiryPicker(settings);
   const submit = h('button', { type: 'submit', class: 'btn btn-primary', id: 'token-submit', 'data-testid': 'token-submit' }, 'Generate token');
   const cancel = h('a', { href: '/tokens', class: 'btn', 'data-link': true }, 'Cancel');
   const form = h('form', { class: 'form form-wide', id: 'token-form', novalidate: true },
     h('div', { class: 'form-alert' }),
-    field({ label: 'Name', control: name, name: 'name', hint: 'What is this token for? For example “CRM Integration” or “Zapier connection”.' }),
-    fieldset('Permissions', 'Tick Full or Read for each resource the token may use. Full includes Read. Give only what the integration needs.', 'scopes', grid.element),
+    fieldset('Kind of token', null, 'kind', kind.element),
+    field({ label: 'Name', control: name, name: 'name', hint: nameHint }),
+    permissions,
+    explainer,
     fieldset('Expiration', null, 'expiry', expiry.element),
     h('div', { class: 'form-actions' }, submit, cancel));
+
+  const showKind = () => {
+    const verifier = kind.value() === 'verifier';
+    permissions.hidden = verifier;
+    explainer.hidden = !verifier;
+    name.placeholder = verifier ? 'Billing service verifier' : 'CRM Integration';
+    nameHint.textContent = verifier
+      ? 'Which service uses it? For example “Billing service verifier”.'
+      : 'What is this token for? For example “CRM Integration” or “Zapier connection”.';
+  };
+  kind.onChange(showKind);
+  showKind();
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearErrors(form);
-    const scopes = grid.value();
+    const verifier = kind.value() === 'verifier';
+    const scopes = verifier ? [...VERIFIER_SCOPES] : grid.value();
     const local = {};
     if (!name.value.trim()) local.name = 'is required';
     if (scopes.length === 0) local.scopes = 'choose at least one permission';
@@ -145,25 +235,33 @@ export async function renderCreate(ctx) {
       try {
         return (await api.post('/tokens', body)).data;
       } catch (err) {
-        showErrors(form, err, ALIASES);
+        // A verifier's scopes are not in the (hidden) grid: its errors go
+        // under the explanation.
+        showErrors(form, err, verifier ? { ...ALIASES, scopes: 'verifier' } : ALIASES);
         return null;
       }
     });
     if (!created) return;
     await ctx.navigate('/tokens', { focus: false });
-    await revealSecret({
-      title: 'Copy your new token',
-      intro: `${created.name} was created${created.expires_at ? ` and expires on ${exact(created.expires_at)}` : ' and never expires'}.`,
-      secret: created.token,
-    });
+    const intro = `${created.name} was created${created.expires_at ? ` and expires on ${exact(created.expires_at)}` : ' and never expires'}.`;
+    if (isVerifier(created.scopes)) {
+      await revealSecret({
+        title: 'Copy your new verifier token',
+        intro: `${intro} Put it in your service’s secret store; it checks tokens of this workspace only.`,
+        secret: created.token,
+        example: verifyExample,
+      });
+    } else {
+      await revealSecret({ title: 'Copy your new token', intro, secret: created.token });
+    }
     const heading = document.querySelector('main h1');
     if (heading) heading.focus({ preventScroll: true });
   });
 
   replace(ctx.section, breadcrumb('Create token'),
-    pageHeader('Create token', 'Give the token a name you will recognise, only the permissions the integration needs, and an expiry.'),
+    pageHeader('Create token', 'Choose what the token is for, give it a name you will recognise, only the permissions it needs, and an expiry.'),
     form);
-  name.focus();
+  kind.focus();
 }
 
 export async function renderEdit(ctx) {
@@ -207,7 +305,8 @@ export async function renderEdit(ctx) {
   });
 
   replace(ctx.section, breadcrumb('Edit permissions'),
-    pageHeader('Edit permissions', h('span', {}, h('strong', {}, token.name), ' ', h('code', { class: 'hint' }, token.token_hint))),
+    pageHeader('Edit permissions', h('span', {}, h('strong', {}, token.name), ' ', h('code', { class: 'hint' }, token.token_hint),
+      isVerifier(token.scopes) ? [' ', verifierBadge()] : null)),
     form);
   grid.focus();
 }

@@ -4,9 +4,10 @@
 import { api, enc } from '../api.js';
 import { h, replace } from '../dom.js';
 import { duration, exact, relative, timeEl } from '../format.js';
+import { isVerifier } from '../permissions.js';
 import {
   alertBox, badge, confirmAction, copyText, emptyState, errorMessage, loading,
-  pageHeader, revealSecret, rowMenu, scopeChips, toast,
+  pageHeader, revealSecret, rowMenu, scopeChips, toast, verifierBadge, verifyExample,
 } from '../ui.js';
 
 const FILTERS = [
@@ -96,7 +97,9 @@ function lastUsedText(token) {
 function tokenRow(ctx, token) {
   const active = token.state === 'active';
   const replaced = Boolean(token.replaced_by);
-  const badges = [badge(token.state.charAt(0).toUpperCase() + token.state.slice(1), STATE_BADGE[token.state], 'token-state')];
+  const badges = [];
+  if (isVerifier(token.scopes)) badges.push(verifierBadge());
+  badges.push(badge(token.state.charAt(0).toUpperCase() + token.state.slice(1), STATE_BADGE[token.state], 'token-state'));
   if (replaced && active) badges.push(badge('Replaced', 'warning'));
   const menu = rowMenu(`Actions for ${token.name}`, [
     { label: 'Copy token ID', testid: 'copy-id', action: () => copyId(token) },
@@ -153,6 +156,7 @@ async function resetToken(ctx, token) {
     title: 'Your token was reset',
     intro: `${result.name} replaces ${token.name}. Use this secret from now on.`,
     secret: result.token,
+    example: isVerifier(result.scopes) ? verifyExample : null,
     notes: [graceEnd
       ? `The old token keeps working until ${exact(graceEnd)} (${duration(grace)}).`
       : 'The old token has stopped working.'],
