@@ -190,8 +190,10 @@ impl Scripts {
             dir: dir.to_owned(),
         };
         let verify = format!(
-            "{WRK_TOKENS}request = function()\n  return wrk.format('POST', '/api/v1/tokens/verify', \
-             {{['Content-Type'] = 'application/json'}}, '{{\"token\":\"' .. next_token() .. '\"}}')\nend\n{WRK_REPORT}"
+            "{WRK_TOKENS}local verifier = 'Bearer ' .. os.getenv('VERIFIER')\nrequest = function()\n  \
+             return wrk.format('POST', '/api/v1/tokens/verify', \
+             {{['Content-Type'] = 'application/json', ['Authorization'] = verifier}}, \
+             '{{\"token\":\"' .. next_token() .. '\"}}')\nend\n{WRK_REPORT}"
         );
         let token_self = format!(
             "{WRK_TOKENS}request = function()\n  return wrk.format('GET', '/api/v1/tokens/self', \
@@ -314,9 +316,16 @@ fn rss_mb(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// p99 in milliseconds of `POST /tokens/verify` at a fixed rate, with oha
-/// correcting for coordinated omission.
-fn fixed_rate_p99(url: &str, token: &str, rate: f64, seconds: u32) -> Result<f64, String> {
+/// p99 in milliseconds of `POST /tokens/verify` by a service holding the
+/// verifier token `verifier`, at a fixed rate, with oha correcting for
+/// coordinated omission.
+fn fixed_rate_p99(
+    url: &str,
+    verifier: &str,
+    token: &str,
+    rate: f64,
+    seconds: u32,
+) -> Result<f64, String> {
     let output = Command::new("oha")
         .args([
             "--no-tui",
@@ -333,6 +342,7 @@ fn fixed_rate_p99(url: &str, token: &str, rate: f64, seconds: u32) -> Result<f64
             &format!("{rate:.0}"),
         ])
         .args(["-m", "POST", "-T", "application/json"])
+        .args(["-H", &format!("Authorization: Bearer {verifier}")])
         .args(["-d", &json!({ "token": token }).to_string()])
         .arg(format!("{url}/api/v1/tokens/verify"))
         .output()
@@ -462,6 +472,15 @@ fn measure(
         }
         startups.push(began.elapsed().as_secs_f64() * 1000.0);
     }
+    // Services verify with a verifier token of the workspace (§4).
+    let verifier = common::create_token(
+        &server,
+        &admin.session,
+        json!({"name": "bench verifier", "scopes": ["verify:read"], "expires_in": 2_592_000}),
+    )["token"]
+        .as_str()
+        .ok_or("no verifier secret")?
+        .to_owned();
     let pid = server.pid().ok_or("server not running")?;
     let base_pid = baseline.child.id();
     let url = format!("http://{}", server.addr);
@@ -471,7 +490,10 @@ fn measure(
     eprintln!("== {size} tokens: peak throughput");
     let verify_script = scripts.path("verify.lua");
     let self_script = scripts.path("self.lua");
-    let env = [("TOKENS_FILE", tokens_file.as_str())];
+    let env = [
+        ("TOKENS_FILE", tokens_file.as_str()),
+        ("VERIFIER", verifier.as_str()),
+    ];
     // Warm both servers (and the verify cache) before measuring.
     wrk(
         &baseline.url,
@@ -535,11 +557,18 @@ fn measure(
     for _ in 0..plan.rounds.max(3) {
         p99_baseline.push(fixed_rate_p99(
             &baseline.url,
+            &verifier,
             &one_token,
             rate,
             plan.seconds,
         )?);
-        p99_idle.push(fixed_rate_p99(&url, &one_token, rate, plan.seconds)?);
+        p99_idle.push(fixed_rate_p99(
+            &url,
+            &verifier,
+            &one_token,
+            rate,
+            plan.seconds,
+        )?);
         let hammer_script = scripts.path("hammer.lua");
         let hammer_url = url.clone();
         let attack_seconds = plan.seconds + 2;
@@ -555,7 +584,13 @@ fn measure(
             )
         });
         std::thread::sleep(Duration::from_secs(1));
-        p99_hammered.push(fixed_rate_p99(&url, &one_token, rate, plan.seconds)?);
+        p99_hammered.push(fixed_rate_p99(
+            &url,
+            &verifier,
+            &one_token,
+            rate,
+            plan.seconds,
+        )?);
         hashed += hammering
             .join()
             .map_err(|_| "hammer thread panicked")??
