@@ -482,3 +482,143 @@ fn names_refuse_invisible_tricks_and_emails_need_a_real_domain() {
         assert!(refused["details"]["email"].is_string(), "{email}");
     }
 }
+
+/// Sends every request at once (after a barrier); returns their statuses.
+fn all_at_once(requests: Vec<Request>) -> Vec<u16> {
+    let barrier = Barrier::new(requests.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = requests
+            .into_iter()
+            .map(|request| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    request.send().status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|&&s| s == status).count()
+}
+
+#[test]
+fn concurrent_resets_of_one_token_make_one_replacement() {
+    let server = Server::start();
+    let admin = sign_up(&server, "admin@example.com");
+    let token = plain_token(&server, &admin.session);
+    let resets = (0..20)
+        .map(|_| {
+            server
+                .post(&format!("/api/v1/tokens/{}/reset", id(&token)))
+                .bearer(&admin.session)
+        })
+        .collect();
+    let statuses = all_at_once(resets);
+    assert_eq!(
+        (count(&statuses, 201), count(&statuses, 409)),
+        (1, 19),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn concurrent_demotions_keep_one_admin() {
+    let server = Server::start();
+    let admin = admin_with_open_signup(&server);
+    let mut admins = vec![admin.clone()];
+    for i in 0..9 {
+        let other = sign_up(&server, &format!("admin{i}@example.com"));
+        server
+            .post(&format!("/api/v1/workspaces/{}/members", admin.workspace))
+            .bearer(&admin.session)
+            .json(json!({"email": other.email, "role": "admin", "scopes": []}))
+            .send()
+            .data(201);
+        admins.push(other);
+    }
+    // Every admin steps down at once; one of them must stay.
+    let demotions = admins
+        .iter()
+        .map(|each| {
+            server
+                .patch(&format!(
+                    "/api/v1/workspaces/{}/members/{}",
+                    admin.workspace, each.id
+                ))
+                .bearer(&each.session)
+                .json(json!({"role": "member"}))
+        })
+        .collect();
+    let statuses = all_at_once(demotions);
+    assert_eq!(
+        (count(&statuses, 200), count(&statuses, 409)),
+        (9, 1),
+        "{statuses:?}"
+    );
+    let members = server
+        .get(&format!("/api/v1/workspaces/{}/members", admin.workspace))
+        .bearer(&admin.session)
+        .send();
+    // Whoever stayed admin can still read the members; one admin is left.
+    let listed = if members.status == 200 {
+        members.data(200)
+    } else {
+        let stayed = admins
+            .iter()
+            .zip(&statuses)
+            .find(|(_, s)| **s == 409)
+            .unwrap()
+            .0;
+        server
+            .get(&format!("/api/v1/workspaces/{}/members", admin.workspace))
+            .bearer(&stayed.session)
+            .send()
+            .data(200)
+    };
+    let left = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "admin")
+        .count();
+    assert_eq!(left, 1);
+}
+
+#[test]
+fn concurrent_deletes_of_a_domain_s_tokens_keep_one() {
+    let server = Server::start();
+    let admin = sign_up(&server, "admin@example.com");
+    let created = server
+        .post("/api/v1/domains")
+        .bearer(&admin.session)
+        .json(json!({"name": "example.com"}))
+        .send()
+        .data(201);
+    let mut ids = vec![id(&created["token"])];
+    for i in 0..5 {
+        let token = create_token(
+            &server,
+            &admin.session,
+            json!({"name": format!("d{i}"), "scopes": ["domain:example.com"]}),
+        );
+        ids.push(id(&token));
+    }
+    let deletes = ids
+        .iter()
+        .map(|token| {
+            server
+                .delete(&format!("/api/v1/tokens/{token}"))
+                .bearer(&admin.session)
+        })
+        .collect();
+    let statuses = all_at_once(deletes);
+    assert_eq!(
+        (count(&statuses, 204), count(&statuses, 409)),
+        (5, 1),
+        "{statuses:?}"
+    );
+}
