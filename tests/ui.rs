@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     PASSWORD, Server, TempDir, Value, add_catalog_scope, admin_with_open_signup, create_token,
-    json, sign_up, verify,
+    json, sign_up, verify, verify_with,
 };
 use fantoccini::elements::Element;
 use fantoccini::key::Key;
@@ -1089,6 +1089,31 @@ fn verifier_token_from_the_create_page() {
                 "the expiry choice still applies"
             );
             ui.screenshot("03-verifier-in-list").await;
+
+            // And it works as the service would use it: its own workspace's
+            // tokens verify, others' are not there.
+            let member_token = create_token(
+                &server,
+                &admin.session,
+                json!({"name": "to check", "scopes": ["tokens:read"]}),
+            );
+            let checked = verify_with(
+                &server,
+                &secret,
+                member_token["token"].as_str().unwrap(),
+                None,
+            )
+            .data(200);
+            assert_eq!(checked["code"], "VALID", "{checked}");
+            let stranger = sign_up(&server, "stranger@example.com");
+            let theirs = create_token(
+                &server,
+                &stranger.session,
+                json!({"name": "theirs", "scopes": ["tokens"]}),
+            );
+            let foreign =
+                verify_with(&server, &secret, theirs["token"].as_str().unwrap(), None).data(200);
+            assert_eq!(foreign["code"], "NOT_FOUND", "{foreign}");
 
             // Its permissions page: marked too, the grid knows `verify`.
             ui.row_action(&row, "edit").await;
