@@ -61,6 +61,11 @@ pub struct ServeArgs {
     /// only behind a reverse proxy that sets it).
     #[arg(long, env = "TOKENWARD_TRUST_PROXY")]
     pub trust_proxy: bool,
+
+    /// Tests only: seconds added to the clock, so that expiry, grace and
+    /// purge times pass without waiting. Hidden from --help.
+    #[arg(long, hide = true, default_value_t = 0, allow_negative_numbers = true)]
+    pub clock_offset: i64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -58,6 +58,13 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs, request_log: RequestLog) -> anyhow::Result<()> {
+    if args.clock_offset != 0 {
+        tokenward::core::time::set_clock_offset(args.clock_offset);
+        tracing::warn!(
+            seconds = args.clock_offset,
+            "the clock is offset for testing; never run a real instance like this"
+        );
+    }
     let listener = tokenward::listen(args.addr).with_context(|| {
         format!(
             "cannot listen on {} (set --addr or TOKENWARD_ADDR)",

@@ -16,17 +16,19 @@ pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 /// Runs until `stop` changes, then flushes one last time.
 pub async fn run(state: AppState, interval: Duration, mut stop: watch::Receiver<bool>) {
     let tick = interval.min(MAX_FLUSH_INTERVAL);
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
+    // The first tick is at once: what became due while the server was
+    // stopped is purged at start-up, not an interval later.
+    let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_purge = Instant::now();
+    let mut last_purge: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stop.changed() => break,
         }
         flush(&state).await;
-        if last_purge.elapsed() + Duration::from_millis(50) >= interval {
-            last_purge = Instant::now();
+        if last_purge.is_none_or(|at| at.elapsed() + Duration::from_millis(50) >= interval) {
+            last_purge = Some(Instant::now());
             sweep(&state).await;
         }
     }

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 
 fn add_domain(server: &Server, credential: &str, name: &str) -> Value {
@@ -162,7 +160,7 @@ fn names_are_host_names_and_unique_per_workspace() {
 
 #[test]
 fn the_last_active_domain_token_cannot_be_deleted_or_narrowed() {
-    let server = Server::start();
+    let mut server = Server::start();
     let admin = sign_up(&server, "admin@example.com");
     let created = add_domain(&server, &admin.session, "example.com");
     let first = id(&created["token"]);
@@ -196,7 +194,7 @@ fn the_last_active_domain_token_cannot_be_deleted_or_narrowed() {
         &admin.session,
         json!({"name": "s", "scopes": ["domain:example.com"], "expires_in": 1}),
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    server.advance_clock(2);
     server
         .delete(&format!("/api/v1/tokens/{first}"))
         .bearer(&admin.session)
@@ -269,7 +267,7 @@ fn the_last_active_domain_token_cannot_be_deleted_or_narrowed() {
 
 #[test]
 fn resetting_the_last_domain_token_is_allowed_and_renumbers_it() {
-    let server = Server::start();
+    let mut server = Server::start();
     let admin = sign_up(&server, "admin@example.com");
     let created = add_domain(&server, &admin.session, "example.com");
     let old = &created["token"];
@@ -292,7 +290,7 @@ fn resetting_the_last_domain_token_is_allowed_and_renumbers_it() {
         "VALID"
     );
 
-    std::thread::sleep(Duration::from_millis(1100));
+    server.advance_clock(2);
     assert_eq!(
         verify(&server, old["token"].as_str().unwrap(), None)["code"],
         "EXPIRED"

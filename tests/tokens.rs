@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 
 fn id(token: &Value) -> String {
@@ -359,7 +357,7 @@ fn members_list_their_own_tokens_and_admins_all() {
 
 #[test]
 fn lists_filter_by_state_and_page() {
-    let server = Server::start();
+    let mut server = Server::start();
     let admin = sign_up(&server, "admin@example.com");
     for i in 0..5 {
         create_token(
@@ -382,7 +380,7 @@ fn lists_filter_by_state_and_page() {
         .delete(&format!("/api/v1/tokens/{}", id(&gone)))
         .bearer(&admin.session)
         .send();
-    std::thread::sleep(Duration::from_millis(1100));
+    server.advance_clock(2);
 
     let count = |query: &str| {
         server
@@ -489,7 +487,7 @@ fn revoking_takes_effect_on_the_very_next_request() {
 
 #[test]
 fn reset_keeps_the_old_token_for_the_grace_window_and_renames() {
-    let server = Server::start();
+    let mut server = Server::start();
     let admin = sign_up(&server, "admin@example.com");
     let old = create_token(
         &server,
@@ -534,7 +532,7 @@ fn reset_keeps_the_old_token_for_the_grace_window_and_renames() {
         .send()
         .data(201);
     assert_eq!(newer["name"], format!("CRM token {}", newer["number"]));
-    std::thread::sleep(Duration::from_millis(2100));
+    server.advance_clock(2);
     assert_eq!(verify(&server, &secret(&new), None)["code"], "EXPIRED");
     assert_eq!(verify(&server, &secret(&newer), None)["code"], "VALID");
 }
@@ -577,7 +575,7 @@ fn reset_grace_defaults_to_twelve_hours() {
 
 #[test]
 fn every_verify_code() {
-    let server = Server::start_with(&["--sweep-interval", "1", "--verify-fail-limit", "0"]);
+    let mut server = Server::start_with(&["--sweep-interval", "1", "--verify-fail-limit", "0"]);
     let (admin, bob) = team(&server, json!(["contacts", "campaigns:read"]));
     let good = in_workspace(
         &server,
@@ -630,7 +628,7 @@ fn every_verify_code() {
         json!({"name": "short", "scopes": ["contacts"], "expires_in": 1}),
     )
     .data(201);
-    std::thread::sleep(Duration::from_millis(1100));
+    server.advance_clock(2);
     let expired = verify(&server, &secret(&short), None);
     assert_eq!(expired["code"], "EXPIRED");
     assert_eq!(expired["token"]["state"], "expired");
@@ -773,7 +771,7 @@ fn last_use_is_recorded_without_waiting_for_the_flush() {
 
 #[test]
 fn a_valid_verification_answers_with_itself_as_the_latest_use() {
-    let server = Server::start();
+    let mut server = Server::start();
     let admin = sign_up(&server, "admin@example.com");
     let token = plain_token(&server, &admin.session);
     let answer = verify(&server, &secret(&token), None);
@@ -788,9 +786,9 @@ fn a_valid_verification_answers_with_itself_as_the_latest_use() {
     assert_eq!(stored["last_used_at"], answer["token"]["last_used_at"]);
 
     // A failed verification is no use: its answer shows the last real one,
-    // also once the sweep (every second here) has stored it. Times are in
-    // whole seconds, so a use recorded now would show.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // also once it has been stored (the restart stores it). The clock moves
+    // on, so a use recorded now would show.
+    server.advance_clock(5);
     let narrowed = verify(&server, &secret(&token), Some(json!(["domains"])));
     assert_eq!(narrowed["code"], "INSUFFICIENT_SCOPE", "{narrowed}");
     assert_eq!(

@@ -1,6 +1,7 @@
 //! Instants as whole Unix seconds, shown to clients as RFC 3339 UTC with a
 //! `Z` suffix and second precision (`2026-03-25T14:00:00Z`), as §1 requires.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Serialize, Serializer};
@@ -15,6 +16,18 @@ pub struct Timestamp(pub i64);
 /// year digits, and clamping here keeps every arithmetic result printable.
 const MAX_SECONDS: i64 = 253_402_300_799;
 
+/// Seconds added to the system clock: 0 except when tests run the server
+/// with `--clock-offset` to let expiry, grace and purge times pass without
+/// waiting. A process-wide value rather than a clock passed around, because
+/// every "now" in the product (handlers, the store, the sweeper) must move
+/// together, and a relaxed atomic load costs nothing on the verify path.
+static CLOCK_OFFSET: AtomicI64 = AtomicI64::new(0);
+
+/// Moves this process's idea of "now" `seconds` ahead (tests only).
+pub fn set_clock_offset(seconds: i64) {
+    CLOCK_OFFSET.store(seconds, Ordering::Relaxed);
+}
+
 impl Timestamp {
     pub fn now() -> Self {
         let secs = SystemTime::now()
@@ -22,6 +35,7 @@ impl Timestamp {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         Timestamp(i64::try_from(secs).unwrap_or(MAX_SECONDS))
+            .plus(CLOCK_OFFSET.load(Ordering::Relaxed))
     }
 
     /// `self + seconds`, clamped to the printable range.

@@ -53,6 +53,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub dir: TempDir,
     args: Vec<String>,
+    /// Seconds the server's clock runs ahead (`--clock-offset`).
+    clock_offset: i64,
 }
 
 impl Server {
@@ -75,6 +77,7 @@ impl Server {
             addr,
             dir,
             args,
+            clock_offset: 0,
         }
     }
 
@@ -131,9 +134,25 @@ impl Server {
         if self.child.is_some() {
             self.kill_hard();
         }
-        let (child, addr) = spawn(self.dir.path(), &self.args, "127.0.0.1:0");
+        let mut args = self.args.clone();
+        if self.clock_offset != 0 {
+            args.extend(["--clock-offset".to_owned(), self.clock_offset.to_string()]);
+        }
+        let (child, addr) = spawn(self.dir.path(), &args, "127.0.0.1:0");
         self.child = Some(child);
         self.addr = addr;
+    }
+
+    /// Lets `seconds` pass for the server without waiting: stops it cleanly
+    /// (pending last uses are stored) and starts it again on the same
+    /// database with its clock that much further ahead. In-memory state
+    /// (caches, lockouts) starts afresh, as after any restart.
+    pub fn advance_clock(&mut self, seconds: i64) {
+        self.clock_offset += seconds;
+        if self.child.is_some() {
+            self.terminate();
+        }
+        self.restart();
     }
 
     pub fn request(&self, method: &str, path: &str) -> Request {
