@@ -66,9 +66,9 @@ pub fn connection_bound(file_limit: u64) -> usize {
         .saturating_sub(RESERVED_FILES)
         .max(file_limit / 2)
         .max(1);
-    // The semaphore counts in u32 when it waits for every connection.
-    let most = u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX);
-    usize::try_from(bound.min(u64::from(most))).unwrap_or(usize::MAX)
+    // No more than the semaphore in `serve` can count.
+    let most = Semaphore::MAX_PERMITS.min(u32::MAX as usize);
+    usize::try_from(bound).map_or(most, |bound| bound.min(most))
 }
 
 /// Raises the soft limit on open files to the hard limit, as Go's runtime
@@ -129,7 +129,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let routes = TowerToHyperService::new(warp::service(routes));
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    // What the semaphore can count, and what acquire_many can wait for.
+    let most = Semaphore::MAX_PERMITS.min(u32::MAX as usize);
+    let max_connections = limits.max_connections.clamp(1, most);
+    let slots = Arc::new(Semaphore::new(max_connections));
     let (stop, stopping) = watch::channel(false);
     let mut backoff = Backoff::default();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -187,7 +190,7 @@ pub async fn serve(
     drop(listener);
     let _ = stop.send(true);
     // Each connection holds its slot until it ends.
-    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
     let _ = slots.acquire_many(all).await;
 }
 
