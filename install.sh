@@ -52,9 +52,19 @@ command -v cargo >/dev/null || { echo "install.sh: cargo is needed to build toke
 echo "==> building tokenward (release)"
 (cd "$source_dir" && cargo build --release --locked)
 
+# Where cargo put it: CARGO_TARGET_DIR or a configured build.target-dir move
+# it out of ./target. cargo metadata knows; its JSON is read with sed, since
+# neither jq nor python can be counted on.
+target_dir="$(cd "$source_dir" && cargo metadata --format-version 1 --no-deps 2>/dev/null |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')" || true
+target_dir="${target_dir:-${CARGO_TARGET_DIR:-$source_dir/target}}"
+case "$target_dir" in /*) ;; *) target_dir="$source_dir/$target_dir" ;; esac
+binary="$target_dir/release/tokenward"
+[ -x "$binary" ] || { echo "install.sh: cargo built tokenward but $binary is missing" >&2; exit 1; }
+
 echo "==> installing $prefix/bin/tokenward"
 install -d "$prefix/bin"
-install -m 0755 "$source_dir/target/release/tokenward" "$prefix/bin/tokenward.new"
+install -m 0755 "$binary" "$prefix/bin/tokenward.new"
 mv -f "$prefix/bin/tokenward.new" "$prefix/bin/tokenward"
 
 echo "==> data folder $data_dir"
@@ -80,6 +90,8 @@ Environment=TOKENWARD_ADDR=127.0.0.1:8080
 Environment=TOKENWARD_DB=$data_dir/tokenward.db
 ExecStart=$prefix/bin/tokenward serve
 Restart=on-failure
+# systemd's default soft limit of 1 024 open files would cap connections.
+LimitNOFILE=65536
 # Hardening: the service sees a read-only system and writes only its data.
 NoNewPrivileges=yes
 ProtectSystem=strict

@@ -57,6 +57,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TOKENWARD_VERIFY_CACHE", default_value_t = crate::store::DEFAULT_VERIFY_CACHE)]
     pub verify_cache: usize,
 
+    /// Seconds a client has to send each request's headers; a kept-alive
+    /// connection idle that long between requests is closed too.
+    #[arg(long, env = "TOKENWARD_HEADER_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=30))]
+    pub header_timeout: u64,
+
     /// Trust the last X-Forwarded-For entry as the client address (set this
     /// only behind a reverse proxy that sets it).
     #[arg(long, env = "TOKENWARD_TRUST_PROXY")]

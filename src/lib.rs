@@ -8,6 +8,8 @@
 //! - [`auth`]: passwords (argon2id), session JWTs, presented API tokens,
 //!   callers.
 //! - [`api`]: the HTTP transport, warp filters per resource.
+//! - [`serve`]: the accept loop and connections, with their timeouts and
+//!   bounds.
 //! - [`usage`]: last-used times, batched in memory.
 //! - [`sweeper`]: the background task that flushes and purges.
 //! - [`logging`]: log lines batched off the request path.
@@ -21,6 +23,7 @@ pub mod core;
 pub mod error;
 pub mod logging;
 pub mod random;
+pub mod serve;
 pub mod state;
 pub mod store;
 pub mod sweeper;
@@ -53,6 +56,9 @@ pub struct ServerConfig {
     pub verify_cache: usize,
     /// Where request lines go; without one they go through `tracing`.
     pub request_log: Option<logging::RequestLog>,
+    /// Time a client has for each request head, and for idling between
+    /// requests on a kept-alive connection.
+    pub header_timeout: Duration,
 }
 
 /// One async worker more than there are cores, unless `TOKIO_WORKER_THREADS`
@@ -149,6 +155,19 @@ pub async fn run(
         sweeper_stopped,
     ));
 
+    let file_limit = serve::raise_file_limit().unwrap_or_else(|err| {
+        tracing::warn!("cannot read the open-file limit ({err}); assuming 1024");
+        1024
+    });
+    let limits = serve::Limits {
+        header_timeout: config.header_timeout,
+        max_connections: serve::connection_bound(file_limit),
+    };
+    tracing::info!(
+        "open-file limit {file_limit}: serving at most {} connections at once",
+        limits.max_connections
+    );
+
     tracing::info!(db = %config.db.display(), "tokenward listening on http://{address}");
     println!("tokenward listening on http://{address}");
 
@@ -158,10 +177,7 @@ pub async fn run(
         tracing::info!("shutting down: finishing open requests");
         let _ = signalled.send(());
     };
-    let server = warp::serve(api::routes(state.clone()))
-        .incoming(listener)
-        .graceful(graceful)
-        .run();
+    let server = serve::serve(listener, api::routes(state.clone()), limits, graceful);
     tokio::select! {
         () = server => {}
         () = async {

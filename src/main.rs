@@ -78,6 +78,7 @@ async fn serve(args: ServeArgs, request_log: RequestLog) -> anyhow::Result<()> {
         trust_proxy: args.trust_proxy,
         verify_cache: args.verify_cache,
         request_log: Some(request_log),
+        header_timeout: Duration::from_secs(args.header_timeout),
     };
     tokenward::run(listener, config, shutdown_signal()).await
 }

@@ -32,7 +32,7 @@ pub const CSRF_VALUE: &str = "tokenward";
 pub fn client_ip(
     state: AppState,
 ) -> impl Filter<Extract = (Option<IpAddr>,), Error = Infallible> + Clone {
-    warp::addr::remote()
+    crate::serve::peer_addr()
         .and(
             warp::header::optional::<String>("x-forwarded-for")
                 .or(warp::any().map(|| None))
