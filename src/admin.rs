@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 
 use crate::auth::password::{Password, Passwords};
+use crate::core::audit::Actor;
 use crate::core::ids::Id;
 use crate::core::model::Account;
 use crate::core::time::Timestamp;
@@ -39,18 +40,21 @@ pub async fn create_account(db: &Path, email: &str, password: String) -> anyhow:
         .take(80)
         .collect::<String>();
     let created = store
-        .create_account(NewAccount {
-            id: Id::new(),
-            workspace_name: format!("{local}'s workspace"),
-            email,
-            password_hash: hash,
-            now: Timestamp::now(),
-            allowed: SignUpRules {
-                by: None,
-                setup_code_matched: None,
-                from_cli: true,
+        .create_account(
+            NewAccount {
+                id: Id::new(),
+                workspace_name: format!("{local}'s workspace"),
+                email,
+                password_hash: hash,
+                now: Timestamp::now(),
+                allowed: SignUpRules {
+                    by: None,
+                    setup_code_matched: None,
+                    from_cli: true,
+                },
             },
-        })
+            Actor::cli(),
+        )
         .await;
     match created {
         Ok((account, _)) => Ok(account),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::core::acting::ActingOn;
+use crate::core::audit::{Actor, Entry};
 use crate::core::ids::Id;
 use crate::core::model::{
     Account, AccountRef, CatalogEntry, Domain, Member, Membership, Role, Session, Token,
@@ -157,12 +158,36 @@ pub struct TokenUse {
 pub struct PurgeReport {
     pub tokens: u64,
     pub sessions: u64,
+    /// Audit entries older than `audit_retention_days`.
+    pub audit_entries: u64,
 }
 
 /// A domain and how many active tokens hold one of its scopes.
 pub struct DomainUsage {
     pub domain: Domain,
     pub active_tokens: u64,
+}
+
+/// Whose entries an audit query reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditScope {
+    Workspace(Id<Workspace>),
+    /// Instance-wide entries (sign-ins, settings, accounts).
+    Instance,
+}
+
+/// A `GET /audit` query.
+#[derive(Clone, Debug)]
+pub struct AuditQuery {
+    pub scope: AuditScope,
+    pub action: Option<String>,
+    /// An account or token id that acted.
+    pub actor: Option<String>,
+    /// The id of what was changed.
+    pub target: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    pub page: Paging,
 }
 
 #[async_trait]
@@ -176,7 +201,7 @@ pub trait Store: Send + Sync + 'static {
     async fn has_accounts(&self) -> Result<bool>;
     /// Creates the account with its personal workspace; the first account
     /// ever becomes the instance admin.
-    async fn create_account(&self, new: NewAccount) -> Result<(Account, Workspace)>;
+    async fn create_account(&self, new: NewAccount, by: Actor) -> Result<(Account, Workspace)>;
     async fn account(&self, id: Id<Account>) -> Result<Option<Account>>;
     /// An account and its password hash, for sign-in.
     async fn credentials(&self, email: String) -> Result<Option<(Account, String)>>;
@@ -187,15 +212,16 @@ pub trait Store: Send + Sync + 'static {
         hash: String,
         keep: Id<Session>,
         now: Timestamp,
+        by: Actor,
     ) -> Result<()>;
-    async fn create_session(&self, session: Session) -> Result<()>;
+    async fn create_session(&self, session: Session, by: Actor) -> Result<()>;
     /// The session and its account, if neither revoked nor expired.
     async fn live_session(
         &self,
         id: Id<Session>,
         now: Timestamp,
     ) -> Result<Option<(Session, Account)>>;
-    async fn revoke_session(&self, id: Id<Session>, now: Timestamp) -> Result<()>;
+    async fn revoke_session(&self, id: Id<Session>, now: Timestamp, by: Actor) -> Result<()>;
 
     // Workspaces, members, scope catalog.
     async fn workspaces_of(&self, account: Id<Account>) -> Result<Vec<(Workspace, Role)>>;
@@ -211,12 +237,14 @@ pub trait Store: Send + Sync + 'static {
         name: String,
         token_prefix: Option<String>,
         now: Timestamp,
+        by: Actor,
     ) -> Result<Workspace>;
     async fn update_workspace(
         &self,
         id: Id<Workspace>,
         name: Option<String>,
         token_prefix: Option<Option<String>>,
+        by: Actor,
     ) -> Result<Workspace>;
     async fn members(&self, workspace: Id<Workspace>) -> Result<Vec<Member>>;
     async fn add_member(
@@ -225,6 +253,7 @@ pub trait Store: Send + Sync + 'static {
         email: String,
         membership: Membership,
         now: Timestamp,
+        by: Actor,
     ) -> Result<Member>;
     async fn update_member(
         &self,
@@ -232,13 +261,20 @@ pub trait Store: Send + Sync + 'static {
         account: Id<Account>,
         role: Option<Role>,
         scopes: Option<Vec<Scope>>,
+        by: Actor,
     ) -> Result<Member>;
-    async fn remove_member(&self, workspace: Id<Workspace>, account: Id<Account>) -> Result<()>;
+    async fn remove_member(
+        &self,
+        workspace: Id<Workspace>,
+        account: Id<Account>,
+        by: Actor,
+    ) -> Result<()>;
     async fn catalog(&self, workspace: Id<Workspace>) -> Result<Vec<CatalogEntry>>;
     async fn put_catalog_entry(
         &self,
         workspace: Id<Workspace>,
         entry: CatalogEntry,
+        by: Actor,
     ) -> Result<CatalogEntry>;
     /// Removes the scope from the catalog, every token and every grant;
     /// tokens left with no scope are revoked.
@@ -247,15 +283,16 @@ pub trait Store: Send + Sync + 'static {
         workspace: Id<Workspace>,
         name: String,
         now: Timestamp,
+        by: Actor,
     ) -> Result<()>;
 
     // Instance settings.
     async fn settings(&self) -> Result<Settings>;
     /// Applies the patch atomically, or changes nothing.
-    async fn update_settings(&self, patch: SettingsPatch) -> Result<Settings>;
+    async fn update_settings(&self, patch: SettingsPatch, by: Actor) -> Result<Settings>;
 
     // API tokens.
-    async fn create_token(&self, new: NewToken) -> Result<Token>;
+    async fn create_token(&self, new: NewToken, by: Actor) -> Result<Token>;
     async fn token(&self, workspace: Id<Workspace>, id: Id<Token>) -> Result<Option<Token>>;
     async fn list_tokens(&self, query: TokenQuery) -> Result<Page<Token>>;
     /// Edits a token; a scope change is checked against `acting` and the
@@ -267,6 +304,7 @@ pub trait Store: Send + Sync + 'static {
         edit: TokenEdit,
         now: Timestamp,
         acting: ActingOn,
+        by: Actor,
     ) -> Result<Token>;
     /// Revokes at once; revoking a revoked token is a no-op.
     async fn revoke_token(
@@ -274,6 +312,7 @@ pub trait Store: Send + Sync + 'static {
         workspace: Id<Workspace>,
         id: Id<Token>,
         now: Timestamp,
+        by: Actor,
     ) -> Result<()>;
     /// Creates `new` in place of `old`, which lives on until
     /// `old_expires_at` and points at its replacement. The new token gets
@@ -285,6 +324,7 @@ pub trait Store: Send + Sync + 'static {
         new: NewToken,
         old_expires_at: Timestamp,
         acting: ActingOn,
+        by: Actor,
     ) -> Result<Token>;
     /// The verify path: one indexed read (or a cache hit), never a write.
     async fn token_grant(&self, hash: TokenHash) -> Result<Option<Arc<TokenGrant>>>;
@@ -300,6 +340,7 @@ pub trait Store: Send + Sync + 'static {
         workspace: Id<Workspace>,
         domain: Domain,
         token: NewToken,
+        by: Actor,
     ) -> Result<Token>;
     async fn domains(&self, workspace: Id<Workspace>, now: Timestamp) -> Result<Vec<DomainUsage>>;
     async fn domain(
@@ -315,5 +356,12 @@ pub trait Store: Send + Sync + 'static {
         workspace: Id<Workspace>,
         id: Id<Domain>,
         now: Timestamp,
+        by: Actor,
     ) -> Result<()>;
+
+    // The audit log (§11).
+    /// A failed sign-in: only an audit entry (the lockout is in memory).
+    /// The email is recorded only when it names an account.
+    async fn record_sign_in_failure(&self, email: String, by: Actor) -> Result<()>;
+    async fn audit_entries(&self, query: AuditQuery) -> Result<Page<Entry>>;
 }
