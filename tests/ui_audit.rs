@@ -23,6 +23,7 @@ use common::{
     PASSWORD, Server, TempDir, Value, add_catalog_scope, admin_with_open_signup, create_token,
     json, sign_in, sign_up,
 };
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use tokenward::core::audit::ACTIONS;
@@ -239,6 +240,28 @@ fn audit_log_reads_as_sentences_with_links_filters_and_pages() {
                 "admin@example.com saved the scope contacts (“the contacts API”) from 127.0.0.1"
             );
             ui.click("[data-testid=page-prev]").await;
+            ui.text_contains("[data-testid=list-summary]", "1–20 of 26 entries")
+                .await;
+
+            // By keyboard: Enter in a field applies the filters, and the
+            // focus stays on the form.
+            ui.fill("#audit-target", &crm_id).await;
+            ui.find("#audit-target")
+                .await
+                .send_keys(&Key::Enter)
+                .await
+                .unwrap();
+            ui.until(
+                "the three entries about CRM Integration",
+                "const rows = [...document.querySelectorAll('[data-testid=audit-entry]')];
+                 return rows.map((row) => row.dataset.action).join(' ')
+                     === 'token.revoke token.update token.create'
+                     && document.activeElement.id === 'audit-apply';",
+                vec![],
+            )
+            .await;
+            assert_eq!(ui.query_of("target").await, json!(crm_id));
+            ui.click("[data-testid=audit-clear]").await;
             ui.text_contains("[data-testid=list-summary]", "1–20 of 26 entries")
                 .await;
 
