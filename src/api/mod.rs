@@ -32,6 +32,13 @@ use crate::store::StoreError;
 
 pub use body::MAX_BODY_BYTES;
 
+/// The request body reader on its own, for the fuzz targets (`fuzz/`) and the
+/// replay of their corpora (`tests/fuzz_corpus.rs`). Not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::body::{Fields, from_bytes};
+}
+
 /// Hands the shared state to a handler.
 fn with(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
