@@ -3,6 +3,7 @@
 //! security headers, and one log line per request.
 
 mod accounts;
+mod admin_accounts;
 mod auth;
 mod body;
 mod domains;
@@ -52,6 +53,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
             .or(workspaces::routes(state.clone()))
             .unify()
             .or(settings::routes(state.clone()))
+            .unify()
+            .or(admin_accounts::routes(state.clone()))
             .unify(),
     );
     verify

@@ -2,6 +2,7 @@
 //! `synchronous=FULL`, an r2d2 pool, and every call off the async runtime.
 
 mod accounts;
+mod admin;
 mod cache;
 mod domains;
 pub mod migrations;
@@ -20,8 +21,8 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRe
 use rusqlite::{Connection, ErrorCode, ToSql, Transaction, TransactionBehavior};
 
 use super::{
-    DomainUsage, NewAccount, NewToken, Page, PurgeReport, Result, Store, StoreError, TokenEdit,
-    TokenQuery, TokenUse,
+    AccountQuery, AccountSummary, DomainUsage, NewAccount, NewToken, Page, PurgeReport, Result,
+    Store, StoreError, TokenCounts, TokenEdit, TokenQuery, TokenUse,
 };
 use crate::core::acting::ActingOn;
 use crate::core::ids::Id;
@@ -539,5 +540,32 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         self.write_grants(move |tx| domains::delete(tx, workspace, id, now))
             .await
+    }
+
+    async fn list_accounts(&self, query: AccountQuery) -> Result<Page<AccountSummary>> {
+        self.read(move |conn| admin::list(conn, &query)).await
+    }
+
+    async fn set_account_disabled(
+        &self,
+        id: Id<Account>,
+        disabled: bool,
+        now: Timestamp,
+    ) -> Result<AccountSummary> {
+        self.write_grants(move |tx| admin::set_disabled(tx, id, disabled, now))
+            .await
+    }
+
+    async fn delete_account(&self, id: Id<Account>) -> Result<()> {
+        self.write_grants(move |tx| admin::delete(tx, id)).await
+    }
+
+    async fn reset_password(&self, email: String, hash: String, now: Timestamp) -> Result<Account> {
+        self.write(move |tx| admin::reset_password(tx, &email, &hash, now))
+            .await
+    }
+
+    async fn token_counts(&self, now: Timestamp) -> Result<TokenCounts> {
+        self.read(move |conn| admin::token_counts(conn, now)).await
     }
 }
