@@ -85,4 +85,30 @@ pub enum AdminCommand {
         #[command(flatten)]
         db: DbArg,
     },
+    /// Set a new password, read as one line from standard input, and end
+    /// every session of the account.
+    ResetPassword {
+        /// The account's email address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Disable an account: its sessions end and its tokens stop working
+    /// until it is enabled again. A running server notices within a second.
+    Disable {
+        /// The account's email address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Enable a disabled account again; its tokens work again.
+    Enable {
+        /// The account's email address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
 }

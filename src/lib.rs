@@ -45,6 +45,9 @@ use crate::store::{SqliteStore, Store};
 
 /// How long open connections may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How soon an account disabled from the command line, next to the running
+/// server, stops its tokens verifying from the server's cache.
+const ACCOUNT_CHANGES_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -112,6 +115,7 @@ pub async fn run(
     })
     .await
     .context("while opening the database")??;
+    let follow_account_changes = store.follow_account_changes(ACCOUNT_CHANGES_EVERY);
     let store: Arc<dyn Store> = Arc::new(store);
     let key = store
         .signing_key()
@@ -149,6 +153,13 @@ pub async fn run(
         },
     );
     let (stop_sweeper, sweeper_stopped) = watch::channel(false);
+    let mut follower_stopped = sweeper_stopped.clone();
+    let follower = tokio::spawn(async move {
+        tokio::select! {
+            () = follow_account_changes => {}
+            _ = follower_stopped.changed() => {}
+        }
+    });
     let sweeper = tokio::spawn(sweeper::run(
         state.clone(),
         config.sweep_interval,
@@ -188,6 +199,7 @@ pub async fn run(
 
     let _ = stop_sweeper.send(true);
     sweeper.await.context("while stopping the sweeper")?;
+    let _ = follower.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -46,6 +46,15 @@ fn main() -> ExitCode {
             Command::Admin(AdminCommand::CreateAccount { email, db }) => {
                 create_account(&email, &db.db).await
             }
+            Command::Admin(AdminCommand::ResetPassword { email, db }) => {
+                reset_password(&email, &db.db).await
+            }
+            Command::Admin(AdminCommand::Disable { email, db }) => {
+                set_disabled(&email, &db.db, true).await
+            }
+            Command::Admin(AdminCommand::Enable { email, db }) => {
+                set_disabled(&email, &db.db, false).await
+            }
         }
     });
     match outcome {
@@ -107,7 +116,8 @@ async fn shutdown_signal() {
     }
 }
 
-async fn create_account(email: &str, db: &std::path::Path) -> anyhow::Result<()> {
+/// One line from standard input, asking for it first on a terminal.
+fn read_password(email: &str) -> anyhow::Result<String> {
     if std::io::stdin().is_terminal() {
         eprintln!("Password for {email} (one line):");
     }
@@ -116,7 +126,11 @@ async fn create_account(email: &str, db: &std::path::Path) -> anyhow::Result<()>
         .lock()
         .read_line(&mut password)
         .context("while reading the password from standard input")?;
-    let password = password.trim_end_matches(['\n', '\r']).to_owned();
+    Ok(password.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+async fn create_account(email: &str, db: &std::path::Path) -> anyhow::Result<()> {
+    let password = read_password(email)?;
     let account = tokenward::admin::create_account(db, email, password).await?;
     let role = if account.instance_admin {
         " (instance admin)"
@@ -124,5 +138,28 @@ async fn create_account(email: &str, db: &std::path::Path) -> anyhow::Result<()>
         ""
     };
     println!("created account {} {}{role}", account.email, account.id);
+    Ok(())
+}
+
+async fn reset_password(email: &str, db: &std::path::Path) -> anyhow::Result<()> {
+    let password = read_password(email)?;
+    let account = tokenward::admin::reset_password(db, email, password).await?;
+    println!(
+        "set a new password for {} {}; its sessions have ended",
+        account.email, account.id
+    );
+    Ok(())
+}
+
+async fn set_disabled(email: &str, db: &std::path::Path, disabled: bool) -> anyhow::Result<()> {
+    let account = tokenward::admin::set_disabled(db, email, disabled).await?;
+    if disabled {
+        println!(
+            "disabled {} {}: its sessions have ended and its tokens answer DISABLED",
+            account.email, account.id
+        );
+    } else {
+        println!("enabled {} {}", account.email, account.id);
+    }
     Ok(())
 }

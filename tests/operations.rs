@@ -1,8 +1,16 @@
-//! Operations (§11): account administration by the instance admin.
+//! Operations (§11): account administration by the instance admin and from
+//! the command line.
 
 mod common;
 
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
 use common::*;
+
+const NEW_PASSWORD: &str = "a brand new long password";
 
 fn set_disabled(server: &Server, admin: &Account, id: &str, disabled: bool) -> Response {
     server
@@ -25,6 +33,33 @@ fn emails(list: &Value) -> Vec<String> {
         .iter()
         .map(|a| a["email"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// Runs `tokenward <args>` with `stdin` as its standard input.
+fn tokenward(args: &[&str], db: &Path, stdin: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("TOKENWARD_DB", db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 // ---------------------------------------------------------------------
@@ -320,4 +355,115 @@ fn accounts_are_searched_and_paged() {
         .bearer(&admin.session)
         .send()
         .error(422, "validation_failed");
+}
+
+// ---------------------------------------------------------------------
+// The command line on accounts
+// ---------------------------------------------------------------------
+
+#[test]
+fn reset_password_from_the_command_line_ends_every_session() {
+    let server = Server::start();
+    let _admin = admin_with_open_signup(&server);
+    let bob = sign_up(&server, "bob@example.com");
+    let db = server.db_path();
+
+    let missing = tokenward(
+        &["admin", "reset-password", "--email", "nobody@example.com"],
+        &db,
+        &format!("{NEW_PASSWORD}\n"),
+    );
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("no account"),
+        "{}",
+        stderr(&missing)
+    );
+    let short = tokenward(
+        &["admin", "reset-password", "--email", "bob@example.com"],
+        &db,
+        "short\n",
+    );
+    assert!(!short.status.success());
+    assert!(stderr(&short).contains("at least 10"), "{}", stderr(&short));
+    server
+        .get("/api/v1/me")
+        .bearer(&bob.session)
+        .send()
+        .data(200);
+
+    let reset = tokenward(
+        &["admin", "reset-password", "--email", "Bob@Example.com"],
+        &db,
+        &format!("{NEW_PASSWORD}\n"),
+    );
+    assert!(reset.status.success(), "{}", stderr(&reset));
+    assert!(
+        stdout(&reset).contains("bob@example.com"),
+        "{}",
+        stdout(&reset)
+    );
+
+    server
+        .get("/api/v1/me")
+        .bearer(&bob.session)
+        .send()
+        .error(401, "invalid_token");
+    sign_in(&server, "bob@example.com", PASSWORD).error(401, "invalid_credentials");
+    let fresh = sign_in(&server, "bob@example.com", NEW_PASSWORD).data(201);
+    server
+        .get("/api/v1/me")
+        .bearer(fresh["token"].as_str().unwrap())
+        .send()
+        .data(200);
+}
+
+#[test]
+fn disable_from_the_command_line_refuses_sign_in_and_tokens() {
+    let server = Server::start();
+    let _admin = admin_with_open_signup(&server);
+    let bob = sign_up(&server, "bob@example.com");
+    let secret = plain_token(&server, &bob.session)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(verify(&server, &secret, None)["code"], "VALID");
+    let db = server.db_path();
+
+    let disable = tokenward(&["admin", "disable", "--email", "bob@example.com"], &db, "");
+    assert!(disable.status.success(), "{}", stderr(&disable));
+    assert!(
+        stdout(&disable).contains("disabled"),
+        "{}",
+        stdout(&disable)
+    );
+    sign_in(&server, "bob@example.com", PASSWORD).error(401, "invalid_credentials");
+    server
+        .get("/api/v1/me")
+        .bearer(&bob.session)
+        .send()
+        .error(401, "invalid_token");
+    // The running server's verify cache learns of the change within a second.
+    assert!(
+        eventually(Duration::from_secs(3), || {
+            verify(&server, &secret, None)["code"] == "DISABLED"
+        }),
+        "a token of an account disabled from the command line kept verifying"
+    );
+
+    let last = tokenward(
+        &["admin", "disable", "--email", "admin@example.com"],
+        &db,
+        "",
+    );
+    assert!(!last.status.success());
+    assert!(stderr(&last).contains("last"), "{}", stderr(&last));
+    sign_in(&server, "admin@example.com", PASSWORD).data(201);
+
+    let enable = tokenward(&["admin", "enable", "--email", "bob@example.com"], &db, "");
+    assert!(enable.status.success(), "{}", stderr(&enable));
+    sign_in(&server, "bob@example.com", PASSWORD).data(201);
+    assert!(eventually(Duration::from_secs(3), || {
+        verify(&server, &secret, None)["code"] == "VALID"
+    }));
 }
