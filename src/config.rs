@@ -63,6 +63,11 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=30))]
     pub header_timeout: u64,
 
+    /// Serve Prometheus metrics at GET /metrics on this address, a listener
+    /// of its own (off unless set). Keep it off the public network.
+    #[arg(long, env = "TOKENWARD_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Trust the last X-Forwarded-For entry as the client address (set this
     /// only behind a reverse proxy that sets it).
     #[arg(long, env = "TOKENWARD_TRUST_PROXY")]

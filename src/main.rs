@@ -88,6 +88,7 @@ async fn serve(args: ServeArgs, request_log: RequestLog) -> anyhow::Result<()> {
         verify_cache: args.verify_cache,
         request_log: Some(request_log),
         header_timeout: Duration::from_secs(args.header_timeout),
+        metrics_addr: args.metrics_addr,
     };
     tokenward::run(listener, config, shutdown_signal()).await
 }

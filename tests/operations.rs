@@ -1,9 +1,11 @@
 //! Operations (§11): account administration by the instance admin and from
-//! the command line.
+//! the command line, and Prometheus metrics on their own listener.
 
 mod common;
 
-use std::io::Write;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -466,4 +468,429 @@ fn disable_from_the_command_line_refuses_sign_in_and_tokens() {
     assert!(eventually(Duration::from_secs(3), || {
         verify(&server, &secret, None)["code"] == "VALID"
     }));
+}
+
+// ---------------------------------------------------------------------
+// Metrics
+// ---------------------------------------------------------------------
+
+/// A plain `GET` to `addr`: status, content type and body.
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let content_type = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default();
+    (status, content_type, body.to_owned())
+}
+
+/// The metrics listener's address, as the server logs it.
+fn metrics_addr(server: &Server) -> SocketAddr {
+    let mut found = None;
+    eventually(Duration::from_secs(10), || {
+        found = server.log().lines().find_map(|line| {
+            let (_, rest) = line.split_once("metrics on http://")?;
+            rest.split('/').next()?.trim().parse().ok()
+        });
+        found.is_some()
+    });
+    found.unwrap_or_else(|| panic!("no metrics address in the log:\n{}", server.log()))
+}
+
+/// One sample: its name, labels and value.
+#[derive(Debug, Clone)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+#[derive(Debug, Default)]
+struct Family {
+    kind: String,
+    help: bool,
+    samples: Vec<Sample>,
+}
+
+fn parse_labels(text: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (name, after) = rest.split_once("=\"").expect("label=\"value\"");
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            let (i, c) = chars.next().expect("closing quote");
+            match c {
+                '\\' => match chars.next().expect("escape").1 {
+                    'n' => value.push('\n'),
+                    other => value.push(other),
+                },
+                '"' => break i,
+                other => value.push(other),
+            }
+        };
+        assert!(
+            labels.insert(name.to_owned(), value).is_none(),
+            "duplicate label {name}"
+        );
+        rest = after[end + 1..]
+            .strip_prefix(',')
+            .unwrap_or(&after[end + 1..]);
+    }
+    labels
+}
+
+/// Parses the text exposition format 0.0.4 strictly enough to catch what a
+/// scraper would reject: every sample belongs to a family announced with
+/// `# HELP` and `# TYPE` before it, names and values are well formed.
+fn parse_exposition(text: &str) -> HashMap<String, Family> {
+    let mut families: HashMap<String, Family> = HashMap::new();
+    assert!(text.ends_with('\n'), "the exposition ends with a newline");
+    let valid_name = |name: &str| {
+        !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    for line in text.lines() {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let keyword = parts.next().unwrap();
+            let name = parts
+                .next()
+                .unwrap_or_else(|| panic!("bad comment {line:?}"));
+            let tail = parts.next().unwrap_or("");
+            assert!(valid_name(name), "bad metric name in {line:?}");
+            let family = families.entry(name.to_owned()).or_default();
+            match keyword {
+                "HELP" => {
+                    assert!(!family.help, "two HELP lines for {name}");
+                    assert!(!tail.is_empty(), "empty HELP for {name}");
+                    family.help = true;
+                }
+                "TYPE" => {
+                    assert!(family.kind.is_empty(), "two TYPE lines for {name}");
+                    assert!(family.samples.is_empty(), "TYPE after samples for {name}");
+                    assert!(
+                        ["counter", "gauge", "histogram", "summary", "untyped"].contains(&tail),
+                        "bad type in {line:?}"
+                    );
+                    family.kind = tail.to_owned();
+                }
+                _ => {}
+            }
+            continue;
+        }
+        assert!(!line.starts_with('#'), "a comment needs a space: {line:?}");
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value in {line:?}"));
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            "NaN" => f64::NAN,
+            number => number
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => (
+                name,
+                parse_labels(rest.strip_suffix('}').expect("labels end with }")),
+            ),
+            None => (series, BTreeMap::new()),
+        };
+        assert!(valid_name(name), "bad sample name in {line:?}");
+        let family_name = [
+            name,
+            name.trim_end_matches("_bucket"),
+            name.trim_end_matches("_sum"),
+            name.trim_end_matches("_count"),
+        ]
+        .into_iter()
+        .find(|candidate| {
+            families
+                .get(*candidate)
+                .is_some_and(|f| *candidate == name || f.kind == "histogram")
+        })
+        .unwrap_or_else(|| panic!("sample {name} has no TYPE before it"))
+        .to_owned();
+        let family = families.get_mut(&family_name).unwrap();
+        assert!(family.help, "{family_name} has no HELP");
+        if family.kind == "counter" {
+            assert!(
+                name.ends_with("_total"),
+                "counter {name} does not end in _total"
+            );
+            assert!(value >= 0.0, "{line}");
+        }
+        family.samples.push(Sample {
+            name: name.to_owned(),
+            labels,
+            value,
+        });
+    }
+    for (name, family) in &families {
+        assert!(
+            family.help && !family.kind.is_empty(),
+            "{name} lacks HELP or TYPE"
+        );
+        if family.kind == "histogram" {
+            check_histogram(name, family);
+        }
+    }
+    families
+}
+
+/// Buckets per series: `le` ascending, counts cumulative, the last `+Inf`
+/// and equal to `_count`; `_sum` present.
+fn check_histogram(name: &str, family: &Family) {
+    let mut series: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut counts = BTreeMap::new();
+    let mut sums = BTreeMap::new();
+    for sample in &family.samples {
+        let mut key: Vec<(String, String)> = sample
+            .labels
+            .iter()
+            .filter(|(k, _)| *k != "le")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        key.sort();
+        if sample.name.ends_with("_bucket") {
+            let le = &sample.labels["le"];
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap()
+            };
+            series.entry(key).or_default().push((bound, sample.value));
+        } else if sample.name.ends_with("_count") {
+            counts.insert(key, sample.value);
+        } else if sample.name.ends_with("_sum") {
+            sums.insert(key, sample.value);
+        } else {
+            panic!("{} is not a histogram sample of {name}", sample.name);
+        }
+    }
+    assert!(!series.is_empty(), "{name} has no buckets");
+    for (key, buckets) in &series {
+        for pair in buckets.windows(2) {
+            assert!(pair[0].0 < pair[1].0, "{name} {key:?}: le not ascending");
+            assert!(
+                pair[0].1 <= pair[1].1,
+                "{name} {key:?}: buckets not cumulative"
+            );
+        }
+        let last = buckets.last().unwrap();
+        assert_eq!(last.0, f64::INFINITY, "{name} {key:?}: no +Inf bucket");
+        assert_eq!(
+            Some(&last.1),
+            counts.get(key),
+            "{name} {key:?}: +Inf != _count"
+        );
+        assert!(sums.contains_key(key), "{name} {key:?}: no _sum");
+    }
+}
+
+fn scrape(addr: SocketAddr) -> HashMap<String, Family> {
+    let (status, content_type, body) = http_get(addr, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        content_type.starts_with("text/plain") && content_type.contains("version=0.0.4"),
+        "{content_type}"
+    );
+    parse_exposition(&body)
+}
+
+/// The value of `name` with exactly these labels (0 when absent).
+fn value(
+    families: &HashMap<String, Family>,
+    family: &str,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> f64 {
+    let wanted: BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    families
+        .get(family)
+        .unwrap_or_else(|| panic!("no family {family}"))
+        .samples
+        .iter()
+        .find(|s| s.name == name && s.labels == wanted)
+        .map_or(0.0, |s| s.value)
+}
+
+#[test]
+fn metrics_parse_and_move_when_tokens_are_verified() {
+    let server = Server::start_with(&["--sweep-interval", "1", "--metrics-addr", "127.0.0.1:0"]);
+    let metrics = metrics_addr(&server);
+    assert_ne!(metrics, server.addr);
+    let admin = admin_with_open_signup(&server);
+    let token = plain_token(&server, &admin.session);
+    let secret = token["token"].as_str().unwrap();
+    let revoked = plain_token(&server, &admin.session);
+    server
+        .delete(&format!(
+            "/api/v1/tokens/{}",
+            revoked["id"].as_str().unwrap()
+        ))
+        .bearer(&admin.session)
+        .send();
+    sign_in(&server, "admin@example.com", "not the password").error(401, "invalid_credentials");
+
+    let before = scrape(metrics);
+    let verifications = |f: &HashMap<String, Family>, code: &str| {
+        value(
+            f,
+            "tokenward_verifications_total",
+            "tokenward_verifications_total",
+            &[("code", code)],
+        )
+    };
+    let verify_route = [("route", "/api/v1/tokens/verify"), ("method", "POST")];
+    let latency_count = |f: &HashMap<String, Family>| {
+        value(
+            f,
+            "tokenward_http_request_duration_seconds",
+            "tokenward_http_request_duration_seconds_count",
+            &verify_route,
+        )
+    };
+    for _ in 0..5 {
+        assert_eq!(verify(&server, secret, None)["code"], "VALID");
+    }
+    for _ in 0..2 {
+        verify_in(&server, &admin.workspace, "tw_not_a_token", None);
+    }
+    assert_eq!(
+        verify(&server, revoked["token"].as_str().unwrap(), None)["code"],
+        "REVOKED"
+    );
+    let after = scrape(metrics);
+    assert_eq!(
+        verifications(&after, "VALID") - verifications(&before, "VALID"),
+        5.0
+    );
+    assert_eq!(
+        verifications(&after, "MALFORMED") - verifications(&before, "MALFORMED"),
+        2.0
+    );
+    assert_eq!(
+        verifications(&after, "REVOKED") - verifications(&before, "REVOKED"),
+        1.0
+    );
+    assert_eq!(latency_count(&after) - latency_count(&before), 8.0);
+
+    // Routes are templates, never ids.
+    let token_route = [("route", "/api/v1/tokens/{id}"), ("method", "DELETE")];
+    assert_eq!(
+        value(
+            &after,
+            "tokenward_http_request_duration_seconds",
+            "tokenward_http_request_duration_seconds_count",
+            &token_route
+        ),
+        1.0
+    );
+    for family in after.values() {
+        for sample in &family.samples {
+            for label in sample.labels.values() {
+                assert!(
+                    !label.contains(revoked["id"].as_str().unwrap()) && !label.contains(&admin.id),
+                    "an id in a label: {sample:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        value(
+            &after,
+            "tokenward_tokens",
+            "tokenward_tokens",
+            &[("state", "active")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &after,
+            "tokenward_tokens",
+            "tokenward_tokens",
+            &[("state", "revoked")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &after,
+            "tokenward_sign_in_failures_total",
+            "tokenward_sign_in_failures_total",
+            &[]
+        ),
+        1.0
+    );
+    for family in [
+        "tokenward_sign_in_lockouts_total",
+        "tokenward_sweeper_runs_total",
+        "tokenward_sweeper_purged_tokens_total",
+        "tokenward_sweeper_purged_sessions_total",
+        "tokenward_last_used_pending",
+        "tokenward_http_requests_total",
+    ] {
+        assert!(after.contains_key(family), "no {family}");
+    }
+    let size = value(
+        &after,
+        "tokenward_database_size_bytes",
+        "tokenward_database_size_bytes",
+        &[],
+    );
+    let on_disk = std::fs::metadata(server.db_path()).unwrap().len() as f64;
+    assert!(size >= on_disk && size > 0.0, "{size} < {on_disk}");
+    // The sweeper runs every second and the scrape says so.
+    assert!(eventually(Duration::from_secs(10), || {
+        value(
+            &scrape(metrics),
+            "tokenward_sweeper_runs_total",
+            "tokenward_sweeper_runs_total",
+            &[],
+        ) >= 2.0
+    }));
+
+    // Metrics only on their own port; nothing else there.
+    let main = server.get("/metrics").send();
+    main.error(404, "not_found");
+    assert_eq!(http_get(metrics, "/").0, 404);
+    assert_eq!(http_get(metrics, "/api/v1/accounts").0, 404);
+}
+
+#[test]
+fn metrics_are_off_unless_asked_for() {
+    let server = Server::start();
+    admin_with_open_signup(&server);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!server.log().contains("metrics on"), "{}", server.log());
+    server.get("/metrics").send().error(404, "not_found");
 }

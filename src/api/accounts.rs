@@ -248,7 +248,8 @@ async fn handle_sign_in(
         return Err(ApiError::internal("sign-in", "fields passed without values").into());
     };
     let email = email.trim().to_lowercase();
-    let attempt = Attempt::begin(&state, &email, ip)?;
+    let attempt =
+        Attempt::begin(&state, &email, ip).inspect_err(|_| state.metrics.sign_in_locked_out())?;
 
     let found = state.store.credentials(email.clone()).await?;
     let (account, hash) = match found {
@@ -270,7 +271,10 @@ async fn handle_sign_in(
         .map_err(|e| ApiError::internal("checking a password", e))?;
     let account = match account {
         Some(account) if matches && !account.disabled => account,
-        _ => return Err(ApiError::InvalidCredentials.into()),
+        _ => {
+            state.metrics.sign_in_failed();
+            return Err(ApiError::InvalidCredentials.into());
+        }
     };
     attempt.succeeded(&state);
 
