@@ -23,6 +23,21 @@ pub enum Command {
     /// Administration from the command line.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Copy the database to a new file while the server runs, then check
+    /// the copy and print its size.
+    Backup(BackupArgs),
+    /// Check the database's integrity and print its schema version; exits
+    /// with an error when there are problems.
+    Check(DbArg),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// The new file to write; it must not exist yet.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use tokenward::config::{AdminCommand, Cli, Command, ServeArgs};
+use tokenward::config::{AdminCommand, BackupArgs, Cli, Command, DbArg, ServeArgs};
 use tokenward::logging::RequestLog;
 use tracing_subscriber::EnvFilter;
 
@@ -55,6 +55,8 @@ fn main() -> ExitCode {
             Command::Admin(AdminCommand::Enable { email, db }) => {
                 set_disabled(&email, &db.db, false).await
             }
+            Command::Backup(args) => backup(args),
+            Command::Check(db) => check(db),
         }
     });
     match outcome {
@@ -163,4 +165,52 @@ async fn set_disabled(email: &str, db: &std::path::Path, disabled: bool) -> anyh
         println!("enabled {} {}", account.email, account.id);
     }
     Ok(())
+}
+
+fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    let written = tokenward::store::SqliteStore::backup(&args.db.db, &args.out)?;
+    let out = args.out.display();
+    if !written.problems.is_empty() {
+        for problem in &written.problems {
+            println!("{problem}");
+        }
+        anyhow::bail!(
+            "the copy {out} failed its integrity check ({} problems above); \
+             run tokenward check on {}",
+            written.problems.len(),
+            args.db.db.display()
+        );
+    }
+    println!(
+        "backup written to {out}: {} bytes, integrity ok",
+        written.bytes
+    );
+    Ok(())
+}
+
+fn check(db: DbArg) -> anyhow::Result<()> {
+    let checked = tokenward::store::SqliteStore::check(&db.db)?;
+    match checked.schema_version {
+        Some(version) if version > checked.known_version => println!(
+            "schema version {version} (newer than this tokenward, which knows up to {})",
+            checked.known_version
+        ),
+        Some(version) => println!(
+            "schema version {version} (this tokenward knows up to {})",
+            checked.known_version
+        ),
+        None => println!("schema version unknown"),
+    }
+    if checked.problems.is_empty() {
+        println!("ok");
+        return Ok(());
+    }
+    for problem in &checked.problems {
+        println!("{problem}");
+    }
+    anyhow::bail!(
+        "{} has {} problems (listed above)",
+        db.db.display(),
+        checked.problems.len()
+    )
 }

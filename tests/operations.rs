@@ -1,5 +1,6 @@
 //! Operations (§11): account administration by the instance admin and from
-//! the command line, and Prometheus metrics on their own listener.
+//! the command line, Prometheus metrics on their own listener, online
+//! backup and check.
 
 mod common;
 
@@ -8,7 +9,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -893,4 +896,192 @@ fn metrics_are_off_unless_asked_for() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(!server.log().contains("metrics on"), "{}", server.log());
     server.get("/metrics").send().error(404, "not_found");
+}
+
+// ---------------------------------------------------------------------
+// Backup and check
+// ---------------------------------------------------------------------
+
+#[test]
+fn a_backup_under_write_load_holds_every_acknowledged_token() {
+    let mut server = Server::start();
+    let admin = admin_with_open_signup(&server);
+    let out_dir = TempDir::new();
+    let out = out_dir.path().join("backup.db");
+    // (secret, when its creation was acknowledged)
+    let created: Mutex<Vec<(String, Instant)>> = Mutex::new(Vec::new());
+    let stop = AtomicBool::new(false);
+    let mut began = None;
+    let mut backup = None;
+    std::thread::scope(|scope| {
+        for writer in 0..3 {
+            let (server, admin, created, stop) = (&server, &admin, &created, &stop);
+            scope.spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let token = create_token(
+                        server,
+                        &admin.session,
+                        json!({"name": format!("writer {writer} token {n}"), "scopes": ["tokens"]}),
+                    );
+                    let secret = token["token"].as_str().unwrap().to_owned();
+                    created.lock().unwrap().push((secret, Instant::now()));
+                }
+            });
+        }
+        // Let the writers get going, then back up while they write.
+        assert!(eventually(Duration::from_secs(20), || created
+            .lock()
+            .unwrap()
+            .len()
+            >= 30));
+        began = Some(Instant::now());
+        backup = Some(
+            Command::new(BIN)
+                .args(["backup", "--db"])
+                .arg(server.db_path())
+                .arg("--out")
+                .arg(&out)
+                .output()
+                .unwrap(),
+        );
+        // Keep writing a little after the backup, then stop.
+        let after = created.lock().unwrap().len();
+        eventually(Duration::from_secs(10), || {
+            created.lock().unwrap().len() >= after + 10
+        });
+        stop.store(true, Ordering::Relaxed);
+    });
+    let backup = backup.unwrap();
+    let began = began.unwrap();
+    assert!(backup.status.success(), "{}", stderr(&backup));
+    let report = stdout(&backup);
+    let size = std::fs::metadata(&out).unwrap().len();
+    assert!(
+        report.contains(&size.to_string()),
+        "the size is printed: {report}"
+    );
+    assert!(report.contains("ok"), "{report}");
+
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the backup is private");
+
+    let check = Command::new(BIN)
+        .args(["check", "--db"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", stderr(&check));
+    assert!(
+        stdout(&check).contains("schema version"),
+        "{}",
+        stdout(&check)
+    );
+    assert!(
+        stdout(&check).lines().any(|l| l.trim() == "ok"),
+        "{}",
+        stdout(&check)
+    );
+
+    // A server on the copy verifies every token acknowledged before the
+    // backup began.
+    let created = created.into_inner().unwrap();
+    let before: Vec<&String> = created
+        .iter()
+        .filter(|(_, at)| *at < began)
+        .map(|(secret, _)| secret)
+        .collect();
+    assert!(before.len() >= 30);
+    assert!(
+        created.len() > before.len(),
+        "writes went on during the backup"
+    );
+    server.kill_hard();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", server.db_path().display()));
+    }
+    std::fs::copy(&out, server.db_path()).unwrap();
+    server.restart();
+    for secret in before {
+        let answer = verify_in(&server, &admin.workspace, secret, None);
+        assert_eq!(answer["code"], "VALID", "{answer}");
+    }
+}
+
+#[test]
+fn backup_refuses_to_overwrite_and_check_reports_damage() {
+    let server = Server::start();
+    let admin = admin_with_open_signup(&server);
+    plain_token(&server, &admin.session);
+    let dir = TempDir::new();
+    let out = dir.path().join("existing.db");
+    std::fs::write(&out, b"keep me").unwrap();
+    let refused = Command::new(BIN)
+        .args(["backup", "--db"])
+        .arg(server.db_path())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("already exists"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
+
+    // A database that is not there is not created by either command.
+    let absent = dir.path().join("absent.db");
+    for args in [
+        vec!["check", "--db", absent.to_str().unwrap()],
+        vec![
+            "backup",
+            "--db",
+            absent.to_str().unwrap(),
+            "--out",
+            dir.path().join("b.db").to_str().unwrap(),
+        ],
+    ] {
+        let output = Command::new(BIN).args(&args).output().unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        assert!(
+            stderr(&output).contains("does not exist"),
+            "{}",
+            stderr(&output)
+        );
+        assert!(!absent.exists());
+    }
+
+    // A good copy, then damage in the middle of it.
+    let copy = dir.path().join("copy.db");
+    let made = Command::new(BIN)
+        .args(["backup", "--db"])
+        .arg(server.db_path())
+        .arg("--out")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    let mut bytes = std::fs::read(&copy).unwrap();
+    let page = 4096;
+    assert!(bytes.len() >= 4 * page, "{}", bytes.len());
+    for byte in &mut bytes[2 * page + 100..3 * page] {
+        *byte = 0x5a;
+    }
+    let damaged = dir.path().join("damaged.db");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let check = Command::new(BIN)
+        .args(["check", "--db"])
+        .arg(&damaged)
+        .output()
+        .unwrap();
+    assert!(!check.status.success(), "{}", stdout(&check));
+    assert!(
+        !stdout(&check).lines().any(|l| l.trim() == "ok"),
+        "{}",
+        stdout(&check)
+    );
 }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod admin;
+pub mod backup;
 mod cache;
 mod domains;
 pub mod migrations;
