@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::logging::LogFormat;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tokenward",
@@ -14,6 +16,12 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// How log lines on standard error are written: text, or one JSON
+    /// object per line with the same fields.
+    #[arg(long, global = true, env = "TOKENWARD_LOG_FORMAT", value_enum,
+          default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]

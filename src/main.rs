@@ -8,14 +8,15 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use tokenward::config::{AdminCommand, BackupArgs, Cli, Command, DbArg, ServeArgs};
-use tokenward::logging::RequestLog;
+use tokenward::logging::{LogFormat, RequestLog};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let log_format = cli.log_format;
     let filter =
         EnvFilter::try_from_env("TOKENWARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, _flush_on_exit) = match tokenward::logging::batched_stderr() {
+    let (writer, _flush_on_exit) = match tokenward::logging::batched_stderr(cli.log_format) {
         Ok(pair) => pair,
         Err(err) => {
             eprintln!("error: cannot start the log writer: {err}");
@@ -23,11 +24,13 @@ fn main() -> ExitCode {
         }
     };
     let request_log = writer.request_log();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
-        .event_format(tokenward::logging::LineFormat)
-        .init();
+        .with_writer(writer);
+    match cli.log_format {
+        LogFormat::Text => logs.event_format(tokenward::logging::LineFormat).init(),
+        LogFormat::Json => logs.event_format(tokenward::logging::JsonFormat).init(),
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(tokenward::worker_threads())
@@ -62,7 +65,11 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // A JSON log stays all JSON, the last line included.
+            match log_format {
+                LogFormat::Text => eprintln!("error: {err:#}"),
+                LogFormat::Json => tracing::error!("{err:#}"),
+            }
             ExitCode::FAILURE
         }
     }

@@ -1,6 +1,6 @@
 //! Operations (§11): account administration by the instance admin and from
 //! the command line, Prometheus metrics on their own listener, online
-//! backup and check.
+//! backup and check, and JSON log lines.
 
 mod common;
 
@@ -1084,4 +1084,61 @@ fn backup_refuses_to_overwrite_and_check_reports_damage() {
         "{}",
         stdout(&check)
     );
+}
+
+// ---------------------------------------------------------------------
+// JSON logs
+// ---------------------------------------------------------------------
+
+#[test]
+fn json_log_lines_are_objects_with_the_fields_of_text_lines() {
+    let server = Server::start_with(&["--sweep-interval", "1", "--log-format", "json"]);
+    let admin = admin_with_open_signup(&server);
+    let token = plain_token(&server, &admin.session);
+    let secret = token["token"].as_str().unwrap();
+    verify(&server, secret, None);
+    server
+        .get("/api/v1/tokens?secret=shh")
+        .bearer(secret)
+        .send()
+        .data(200);
+    server.get("/odd%20path").send();
+    assert!(eventually(Duration::from_secs(10), || {
+        server.log().contains(r#""path":"/api/v1/tokens""#)
+    }));
+    let log = server.log();
+    let mut requests = 0;
+    let mut events = 0;
+    for line in log.lines() {
+        let object: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        let object = object
+            .as_object()
+            .unwrap_or_else(|| panic!("not an object: {line}"));
+        let ts = object["ts"].as_str().unwrap();
+        assert!(ts.ends_with('Z') && ts.len() == 24, "{line}");
+        assert!(
+            ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"]
+                .contains(&object["level"].as_str().unwrap())
+        );
+        assert!(
+            object["target"].as_str().unwrap().starts_with("tokenward"),
+            "{line}"
+        );
+        assert!(object["message"].is_string(), "{line}");
+        if object["target"] == "tokenward::http" {
+            requests += 1;
+            assert!(object["method"].is_string(), "{line}");
+            assert!(object["path"].is_string(), "{line}");
+            assert!(object["status"].is_u64(), "{line}");
+            assert!(object["latency_us"].is_u64(), "{line}");
+        } else {
+            events += 1;
+        }
+    }
+    assert!(requests >= 5 && events >= 1, "{log}");
+    assert!(log.contains(r#""path":"/odd%20path""#), "{log}");
+    for secret_text in [secret, admin.session.as_str(), PASSWORD, "shh", "Bearer"] {
+        assert!(!log.contains(secret_text), "{secret_text} leaked:\n{log}");
+    }
 }
