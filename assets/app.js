@@ -4,6 +4,7 @@
 import { api, configure, setWorkspace } from './api.js';
 import { h, replace } from './dom.js';
 import { alertBox, errorMessage, loading, toast } from './ui.js';
+import * as accounts from './views/accounts.js';
 import * as auth from './views/auth.js';
 import * as domains from './views/domains.js';
 import * as members from './views/members.js';
@@ -41,6 +42,7 @@ const ROUTES = [
   [/^\/members$/, members.render, 'members'],
   [/^\/scopes$/, scopes.render, 'scopes'],
   [/^\/settings$/, settings.render, 'settings'],
+  [/^\/accounts$/, accounts.render, 'accounts'],
 ];
 
 const AUTH_PATHS = ['/', '/sign-in', '/sign-up', '/setup'];
