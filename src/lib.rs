@@ -114,6 +114,15 @@ pub async fn run(
     let address = listener
         .local_addr()
         .context("while reading the listening address")?;
+    // Before anything starts, so a bad address is reported at once.
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => Some(listen(addr).with_context(|| {
+            format!(
+                "cannot listen on {addr} for metrics (set --metrics-addr or TOKENWARD_METRICS_ADDR)"
+            )
+        })?),
+        None => None,
+    };
     let db = config.db.clone();
     let verify_cache = config.verify_cache;
     let store = tokio::task::spawn_blocking(move || {
@@ -184,15 +193,6 @@ pub async fn run(
         "open-file limit {file_limit}: serving at most {} connections at once",
         limits.max_connections
     );
-
-    let metrics_listener = match config.metrics_addr {
-        Some(addr) => Some(listen(addr).with_context(|| {
-            format!(
-                "cannot listen on {addr} for metrics (set --metrics-addr or TOKENWARD_METRICS_ADDR)"
-            )
-        })?),
-        None => None,
-    };
 
     tracing::info!(db = %config.db.display(), "tokenward listening on http://{address}");
     println!("tokenward listening on http://{address}");

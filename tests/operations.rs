@@ -665,14 +665,17 @@ fn parse_exposition(text: &str) -> HashMap<String, Family> {
     families
 }
 
+type LabelSet = Vec<(String, String)>;
+
 /// Buckets per series: `le` ascending, counts cumulative, the last `+Inf`
 /// and equal to `_count`; `_sum` present.
 fn check_histogram(name: &str, family: &Family) {
-    let mut series: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+    // Per series (its labels but `le`): the buckets as (bound, count).
+    let mut series: BTreeMap<LabelSet, Vec<(f64, f64)>> = BTreeMap::new();
     let mut counts = BTreeMap::new();
     let mut sums = BTreeMap::new();
     for sample in &family.samples {
-        let mut key: Vec<(String, String)> = sample
+        let mut key: LabelSet = sample
             .labels
             .iter()
             .filter(|(k, _)| *k != "le")
@@ -887,6 +890,23 @@ fn metrics_parse_and_move_when_tokens_are_verified() {
     main.error(404, "not_found");
     assert_eq!(http_get(metrics, "/").0, 404);
     assert_eq!(http_get(metrics, "/api/v1/accounts").0, 404);
+}
+
+#[test]
+fn a_metrics_address_in_use_is_reported_plainly() {
+    let busy = Server::start();
+    let dir = TempDir::new();
+    let output = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--metrics-addr"])
+        .arg(busy.addr.to_string())
+        .arg("--db")
+        .arg(dir.path().join("tw.db"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = stderr(&output);
+    assert!(stderr.contains("for metrics"), "{stderr}");
+    assert!(stderr.contains("TOKENWARD_METRICS_ADDR"), "{stderr}");
 }
 
 #[test]
