@@ -6,6 +6,7 @@ import { h, replace } from './dom.js';
 import { holds } from './permissions.js';
 import { alertBox, errorMessage, loading, toast } from './ui.js';
 import * as audit from './views/audit.js';
+import * as accounts from './views/accounts.js';
 import * as auth from './views/auth.js';
 import * as domains from './views/domains.js';
 import * as members from './views/members.js';
@@ -44,6 +45,7 @@ const ROUTES = [
   [/^\/scopes$/, scopes.render, 'scopes'],
   [/^\/settings$/, settings.render, 'settings'],
   [/^\/audit$/, audit.render, 'audit'],
+  [/^\/accounts$/, accounts.render, 'accounts'],
 ];
 
 const AUTH_PATHS = ['/', '/sign-in', '/sign-up', '/setup'];

@@ -47,7 +47,11 @@ pub async fn flush(state: &AppState) {
 }
 
 async fn sweep(state: &AppState) {
-    match state.store.purge(Timestamp::now()).await {
+    let purged = state.store.purge(Timestamp::now()).await;
+    state
+        .metrics
+        .swept(purged.as_ref().ok().map(|r| (r.tokens, r.sessions)));
+    match purged {
         Ok(report) if report.tokens + report.sessions + report.audit_entries > 0 => {
             tracing::info!(
                 tokens = report.tokens,

@@ -340,3 +340,60 @@ fn filters_page_and_retention() {
     });
     assert!(purged);
 }
+
+#[test]
+fn account_administration_is_recorded_by_who_did_it() {
+    let server = Server::start();
+    let admin = admin_with_open_signup(&server);
+    let bob = sign_up(&server, "bob@example.com");
+    for disabled in [true, false] {
+        server
+            .patch(&format!("/api/v1/accounts/{}", bob.id))
+            .bearer(&admin.session)
+            .json(json!({"disabled": disabled}))
+            .send()
+            .data(200);
+    }
+    // From the command line, beside the running server.
+    let reset = std::process::Command::new(BIN)
+        .args([
+            "admin",
+            "reset-password",
+            "--email",
+            "bob@example.com",
+            "--db",
+        ])
+        .arg(server.db_path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"a brand new password\n")?;
+            child.wait()
+        })
+        .unwrap();
+    assert!(reset.success());
+    server
+        .delete(&format!("/api/v1/accounts/{}", bob.id))
+        .bearer(&admin.session)
+        .send();
+
+    let instance = entries(&server, &admin.session, "?scope=instance&per_page=100");
+    for action in ["account.disable", "account.enable", "account.delete"] {
+        let found = of(&instance, action);
+        assert_eq!(found.len(), 1, "{action}: {instance:#?}");
+        assert_eq!(found[0]["actor"]["account_id"], json!(admin.id));
+        assert_eq!(found[0]["target"]["id"], json!(bob.id));
+    }
+    let by_cli = of(&instance, "account.password");
+    assert_eq!(by_cli.len(), 1);
+    assert_eq!(by_cli[0]["actor"]["kind"], "cli");
+    assert_eq!(by_cli[0]["ip"], Value::Null);
+    assert_eq!(by_cli[0]["target"]["name"], "bob@example.com");
+}

@@ -258,7 +258,8 @@ async fn handle_sign_in(
         return Err(ApiError::internal("sign-in", "fields passed without values").into());
     };
     let email = email.trim().to_lowercase();
-    let attempt = Attempt::begin(&state, &email, ip)?;
+    let attempt =
+        Attempt::begin(&state, &email, ip).inspect_err(|_| state.metrics.sign_in_locked_out())?;
 
     let found = state.store.credentials(email.clone()).await?;
     let (account, hash) = match found {
@@ -285,6 +286,7 @@ async fn handle_sign_in(
                 .store
                 .record_sign_in_failure(email, Actor::session(None, ip))
                 .await?;
+            state.metrics.sign_in_failed();
             return Err(ApiError::InvalidCredentials.into());
         }
     };

@@ -3,6 +3,7 @@
 //! security headers, and one log line per request.
 
 mod accounts;
+mod admin_accounts;
 mod audit;
 mod auth;
 mod body;
@@ -47,6 +48,7 @@ fn with(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallibl
 /// Every route of the server.
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let request_log = state.request_log.clone();
+    let counted = state.clone();
     let v1 = || warp::path("api").and(warp::path("v1"));
     // Verification is tried first and on its own, unboxed: it is the hot
     // path, and every layer of routing it skips is time it does not spend.
@@ -62,10 +64,14 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
             .or(settings::routes(state.clone()))
             .unify()
             .or(audit::routes(state.clone()))
+            .unify()
+            .or(admin_accounts::routes(state.clone()))
             .unify(),
     );
     verify
         .or(api)
+        .unify()
+        .or(no_metrics_here())
         .unify()
         .or(web::routes(state))
         .unify()
@@ -78,6 +84,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
             let (method, path) = (info.method().as_str(), info.path());
             let status = info.status().as_u16();
             let latency_us = u64::try_from(info.elapsed().as_micros()).unwrap_or(u64::MAX);
+            counted.metrics.request(method, path, status, latency_us);
             match &request_log {
                 Some(log) if RequestLog::enabled() => log.record(method, path, status, latency_us),
                 Some(_) => {}
@@ -92,6 +99,15 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         }))
         .map(warp::Reply::into_response)
         .boxed()
+}
+
+/// GET /metrics
+///
+/// Metrics are served only on `--metrics-addr`; here the path is not found,
+/// rather than a web UI page, so a scraper pointed at the wrong port says
+/// so.
+fn no_metrics_here() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("metrics").map(|| reply::error(&ApiError::NotFound))
 }
 
 /// The web UI's pages may load their own scripts, styles and images.

@@ -228,6 +228,7 @@ async fn handle_verify(
             (code, Some(grant))
         }
     };
+    state.metrics.verified(code);
     let valid = code == "VALID";
     if !valid && limited {
         note_failure(&state, ip);

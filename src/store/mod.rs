@@ -41,6 +41,14 @@ pub enum StoreError {
     AlreadyMember,
     #[error("last admin of the workspace")]
     LastAdmin,
+    /// The write would leave the instance without an enabled instance
+    /// admin.
+    #[error("last enabled instance admin")]
+    LastInstanceAdmin,
+    /// Deleting the account would leave this workspace, which has other
+    /// members, without an admin.
+    #[error("only admin of the workspace {0}")]
+    OnlyWorkspaceAdmin(String),
     #[error("token is {0:?}")]
     TokenInactive(TokenState),
     #[error("token was already reset")]
@@ -188,6 +196,34 @@ pub struct AuditQuery {
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
     pub page: Paging,
+}
+
+/// An account as the instance admin sees it (§11 "Accounts").
+#[derive(Clone, Debug)]
+pub struct AccountSummary {
+    pub account: Account,
+    pub disabled_at: Option<Timestamp>,
+    /// Workspaces it is a member of.
+    pub workspaces: u64,
+    /// Its tokens that are active now (they verify only while it is
+    /// enabled).
+    pub active_tokens: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct AccountQuery {
+    /// Part of the email, in lower case; empty for every account.
+    pub email_contains: String,
+    pub now: Timestamp,
+    pub page: Paging,
+}
+
+/// Tokens not yet purged, by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenCounts {
+    pub active: u64,
+    pub expired: u64,
+    pub revoked: u64,
 }
 
 #[async_trait]
@@ -364,4 +400,32 @@ pub trait Store: Send + Sync + 'static {
     /// The email is recorded only when it names an account.
     async fn record_sign_in_failure(&self, email: String, by: Actor) -> Result<()>;
     async fn audit_entries(&self, query: AuditQuery) -> Result<Page<Entry>>;
+    // Instance administration (§11 "Accounts"). Each is one write whose
+    // rules are decided inside it.
+    async fn list_accounts(&self, query: AccountQuery) -> Result<Page<AccountSummary>>;
+    /// Disables an account, ending its sessions for good (its tokens answer
+    /// `DISABLED` until it is enabled again), or enables it. Never leaves
+    /// the instance without an enabled instance admin.
+    async fn set_account_disabled(
+        &self,
+        id: Id<Account>,
+        disabled: bool,
+        now: Timestamp,
+        by: Actor,
+    ) -> Result<AccountSummary>;
+    /// Deletes an account with its sessions, memberships and tokens, and the
+    /// workspaces it leaves with no member. Never the last enabled instance
+    /// admin, nor the only admin of a workspace that has other members.
+    async fn delete_account(&self, id: Id<Account>, by: Actor) -> Result<()>;
+    /// Sets a new password for the account with this email and ends every
+    /// one of its sessions (the command line's reset).
+    async fn reset_password(
+        &self,
+        email: String,
+        hash: String,
+        now: Timestamp,
+        by: Actor,
+    ) -> Result<Account>;
+    /// Tokens by state now: a count for the metrics.
+    async fn token_counts(&self, now: Timestamp) -> Result<TokenCounts>;
 }

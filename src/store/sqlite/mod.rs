@@ -2,7 +2,9 @@
 //! `synchronous=FULL`, an r2d2 pool, and every call off the async runtime.
 
 mod accounts;
+mod admin;
 mod audit;
+pub mod backup;
 mod cache;
 mod domains;
 pub mod migrations;
@@ -21,8 +23,8 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRe
 use rusqlite::{Connection, ErrorCode, ToSql, Transaction, TransactionBehavior};
 
 use super::{
-    AuditQuery, DomainUsage, NewAccount, NewToken, Page, PurgeReport, Result, Store, StoreError,
-    TokenEdit, TokenQuery, TokenUse,
+    AccountQuery, AccountSummary, AuditQuery, DomainUsage, NewAccount, NewToken, Page, PurgeReport,
+    Result, Store, StoreError, TokenCounts, TokenEdit, TokenQuery, TokenUse,
 };
 use crate::core::acting::ActingOn;
 use crate::core::audit::{Actor, Change, Entry, Target};
@@ -599,5 +601,40 @@ impl Store for SqliteStore {
 
     async fn audit_entries(&self, query: AuditQuery) -> Result<Page<Entry>> {
         self.read(move |conn| audit::list(conn, &query)).await
+    }
+
+    async fn list_accounts(&self, query: AccountQuery) -> Result<Page<AccountSummary>> {
+        self.read(move |conn| admin::list(conn, &query)).await
+    }
+
+    async fn set_account_disabled(
+        &self,
+        id: Id<Account>,
+        disabled: bool,
+        now: Timestamp,
+        by: Actor,
+    ) -> Result<AccountSummary> {
+        self.write_grants(move |tx| admin::set_disabled(tx, id, disabled, now, &by))
+            .await
+    }
+
+    async fn delete_account(&self, id: Id<Account>, by: Actor) -> Result<()> {
+        self.write_grants(move |tx| admin::delete(tx, id, &by))
+            .await
+    }
+
+    async fn reset_password(
+        &self,
+        email: String,
+        hash: String,
+        now: Timestamp,
+        by: Actor,
+    ) -> Result<Account> {
+        self.write(move |tx| admin::reset_password(tx, &email, &hash, now, &by))
+            .await
+    }
+
+    async fn token_counts(&self, now: Timestamp) -> Result<TokenCounts> {
+        self.read(move |conn| admin::token_counts(conn, now)).await
     }
 }
