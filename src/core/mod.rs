@@ -3,6 +3,7 @@
 
 pub mod acting;
 pub mod expiry;
+pub mod forward_auth;
 pub mod ids;
 pub mod keyhash;
 pub mod model;
