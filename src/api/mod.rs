@@ -4,10 +4,12 @@
 
 mod accounts;
 mod auth;
+mod authz;
 mod body;
 mod domains;
 mod query;
 mod reply;
+mod routes;
 mod settings;
 mod token_object;
 mod tokens;
@@ -43,6 +45,9 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     // Verification is tried first and on its own, unboxed: it is the hot
     // path, and every layer of routing it skips is time it does not spend.
     let verify = v1().and(tokens::verify(state.clone()));
+    // Forward-auth answers are as hot: every request behind the proxy
+    // asks one.
+    let forward_auth = v1().and(authz::answers(state.clone()));
     let api = v1().and(
         tokens::routes(state.clone())
             .or(domains::routes(state.clone()))
@@ -52,9 +57,15 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
             .or(workspaces::routes(state.clone()))
             .unify()
             .or(settings::routes(state.clone()))
+            .unify()
+            .or(routes::routes(state.clone()))
+            .unify()
+            .or(authz::explain(state.clone()).boxed())
             .unify(),
     );
     verify
+        .or(forward_auth)
+        .unify()
         .or(api)
         .unify()
         .or(web::routes(state))

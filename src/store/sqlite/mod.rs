@@ -5,6 +5,7 @@ mod accounts;
 mod cache;
 mod domains;
 pub mod migrations;
+mod routes;
 mod settings;
 mod tokens;
 mod workspaces;
@@ -20,10 +21,11 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRe
 use rusqlite::{Connection, ErrorCode, ToSql, Transaction, TransactionBehavior};
 
 use super::{
-    DomainUsage, NewAccount, NewToken, Page, PurgeReport, Result, Store, StoreError, TokenEdit,
-    TokenQuery, TokenUse,
+    DomainUsage, IfMatch, NewAccount, NewToken, Page, PurgeReport, Result, Store, StoreError,
+    StoredRoutes, TokenEdit, TokenQuery, TokenUse,
 };
 use crate::core::acting::ActingOn;
+use crate::core::forward_auth::RuleDocument;
 use crate::core::ids::Id;
 use crate::core::model::{
     Account, CatalogEntry, Domain, Member, Membership, Role, Session, Token, TokenGrant, Workspace,
@@ -538,6 +540,21 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<()> {
         self.write_grants(move |tx| domains::delete(tx, workspace, id, now))
+            .await
+    }
+
+    async fn routes(&self, workspace: Id<Workspace>) -> Result<Option<StoredRoutes>> {
+        self.read(move |conn| routes::get(conn, workspace)).await
+    }
+
+    async fn put_routes(
+        &self,
+        workspace: Id<Workspace>,
+        document: RuleDocument,
+        expected: Option<IfMatch>,
+        now: Timestamp,
+    ) -> Result<StoredRoutes> {
+        self.write(move |tx| routes::put(tx, workspace, document, expected.as_ref(), now))
             .await
     }
 }
