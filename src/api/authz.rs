@@ -75,11 +75,18 @@ fn auth_request(state: AppState) -> impl Filter<Extract = (Response,), Error = R
         .and(warp::header::headers_cloned())
         .and(auth::client_ip(state.clone()))
         .and(with(state))
-        .then(
-            |workspace, method, headers, ip, state| async move {
-                answer(Endpoint::AuthRequest, workspace, method, headers, None, ip, state).await
-            },
-        )
+        .then(|workspace, method, headers, ip, state| async move {
+            answer(
+                Endpoint::AuthRequest,
+                workspace,
+                method,
+                headers,
+                None,
+                ip,
+                state,
+            )
+            .await
+        })
 }
 
 /// ANY /api/v1/authz/{workspace_id}/forward-auth
@@ -89,11 +96,18 @@ fn forward_auth(state: AppState) -> impl Filter<Extract = (Response,), Error = R
         .and(warp::header::headers_cloned())
         .and(auth::client_ip(state.clone()))
         .and(with(state))
-        .then(
-            |workspace, method, headers, ip, state| async move {
-                answer(Endpoint::ForwardAuth, workspace, method, headers, None, ip, state).await
-            },
-        )
+        .then(|workspace, method, headers, ip, state| async move {
+            answer(
+                Endpoint::ForwardAuth,
+                workspace,
+                method,
+                headers,
+                None,
+                ip,
+                state,
+            )
+            .await
+        })
 }
 
 /// The original path and query of an `ext-authz` request.
@@ -116,8 +130,16 @@ fn ext_authz(state: AppState) -> impl Filter<Extract = (Response,), Error = Reje
         .then(
             |workspace, full, query, method, headers, ip, state| async move {
                 let suffix = Suffix { full, query };
-                answer(Endpoint::ExtAuthz, workspace, method, headers, Some(suffix), ip, state)
-                    .await
+                answer(
+                    Endpoint::ExtAuthz,
+                    workspace,
+                    method,
+                    headers,
+                    Some(suffix),
+                    ip,
+                    state,
+                )
+                .await
             },
         )
 }
@@ -287,9 +309,7 @@ fn describe<'a>(
 /// `/api/v1/authz/{workspace_id}/ext-authz`, or `/`.
 fn original_path(full: &str) -> &str {
     const MARK: &str = "/ext-authz";
-    let after = full
-        .find(MARK)
-        .map_or("", |at| &full[at + MARK.len()..]);
+    let after = full.find(MARK).map_or("", |at| &full[at + MARK.len()..]);
     if after.is_empty() { "/" } else { after }
 }
 
@@ -430,7 +450,9 @@ async fn authenticate(
         });
     }
     let judged = match bearer {
-        None => Err(invalid_token("the Authorization header must be: Bearer <token>")),
+        None => Err(invalid_token(
+            "the Authorization header must be: Bearer <token>",
+        )),
         Some(secret) => match inspect(state.store.as_ref(), secret, now).await? {
             Inspection::Malformed => Err(invalid_token("the API token is malformed")),
             Inspection::NotFound => Err(invalid_token("the API token is not known")),

@@ -131,7 +131,10 @@ mod tests {
     fn if_match_takes_strong_tags_only() {
         assert_eq!(parse_if_match(" * "), IfMatch::Any);
         assert_eq!(parse_if_match("\"3\""), IfMatch::Versions(vec![3]));
-        assert_eq!(parse_if_match("\"1\", \"2\""), IfMatch::Versions(vec![1, 2]));
+        assert_eq!(
+            parse_if_match("\"1\", \"2\""),
+            IfMatch::Versions(vec![1, 2])
+        );
         assert_eq!(parse_if_match("W/\"3\""), IfMatch::Versions(vec![]));
         assert_eq!(parse_if_match("3"), IfMatch::Versions(vec![]));
         assert!(!parse_if_match("W/\"3\"").allows(3));
