@@ -194,3 +194,33 @@ impl RouteTable {
         Arc::clone(held)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::forward_auth::RuleDocument;
+
+    fn rules(version: i64, cache_seconds: u32) -> Arc<LiveRules> {
+        Arc::new(LiveRules::new(StoredRoutes {
+            document: RuleDocument {
+                cache_seconds,
+                ..RuleDocument::default()
+            },
+            version,
+        }))
+    }
+
+    #[test]
+    fn the_newest_rules_stay_whatever_order_they_arrive_in() {
+        let table = RouteTable::default();
+        let workspace = Id::new();
+        assert!(table.get(workspace).is_none());
+        assert_eq!(table.offer(workspace, rules(2, 2)).version, 2);
+        // A first read that started before the write finishes after it.
+        assert_eq!(table.offer(workspace, rules(1, 1)).version, 2);
+        assert_eq!(table.offer(workspace, rules(3, 3)).version, 3);
+        let held = table.get(workspace).unwrap();
+        assert_eq!(held.rules.document().cache_seconds, 3);
+        assert!(table.get(Id::new()).is_none());
+    }
+}

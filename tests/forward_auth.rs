@@ -4,6 +4,10 @@
 
 mod common;
 
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
 use common::*;
 
 fn id(value: &Value) -> String {
@@ -889,4 +893,64 @@ fn explain_shows_the_winning_rule_and_the_answer() {
         .json(json!({"method": "GET", "uri": "/"}))
         .send()
         .error(404, "not_found");
+}
+
+/// Holds SQLite's write lock from outside the server until dropped.
+struct WriteLock(rusqlite::Connection);
+
+impl WriteLock {
+    fn take(server: &Server) -> WriteLock {
+        let db = rusqlite::Connection::open(server.db_path()).unwrap();
+        db.execute_batch("BEGIN IMMEDIATE").unwrap();
+        WriteLock(db)
+    }
+
+    fn release(self) {
+        self.0.execute_batch("ROLLBACK").unwrap();
+    }
+}
+
+#[test]
+fn a_rules_write_whose_client_went_away_still_reaches_the_next_request() {
+    let server = Server::start();
+    let admin = workspace(&server);
+    let token = token_with(&server, &admin, json!(["contacts"]));
+    let ask = || {
+        auth_request(&server, &admin.workspace, "GET", "/contacts/1")
+            .bearer(&secret(&token))
+            .send()
+    };
+    // The rules are in memory now.
+    allowed(&ask());
+
+    let lock = WriteLock::take(&server);
+    let body =
+        json!({"rules": [{"id": "closed", "path": "/contacts/**", "deny": true}]}).to_string();
+    let mut client = TcpStream::connect(server.addr).unwrap();
+    write!(
+        client,
+        "PUT /api/v1/routes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        admin.session,
+        body.len()
+    )
+    .unwrap();
+    // The write now waits for the lock; its client goes away.
+    std::thread::sleep(Duration::from_millis(300));
+    drop(client);
+    std::thread::sleep(Duration::from_millis(300));
+    lock.release();
+
+    let db = rusqlite::Connection::open(server.db_path()).unwrap();
+    let stored = eventually(Duration::from_secs(10), || {
+        db.query_row(
+            "SELECT COUNT(*) FROM route_documents WHERE version = 2",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .unwrap()
+            == 1
+    });
+    assert!(stored, "the write never committed");
+    denied(&ask(), 403, "forbidden");
 }
