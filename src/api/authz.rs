@@ -216,6 +216,57 @@ fn text(value: Option<&HeaderValue>) -> Option<&str> {
     value.and_then(|v| v.to_str().ok())
 }
 
+/// The request headers forward-auth reads, found in one pass: a proxy's
+/// subrequest carries a handful, and comparing names is cheaper than
+/// hashing each one looked up. The first of repeated headers counts, as
+/// with `HeaderMap::get`.
+#[derive(Default)]
+struct Sent<'h> {
+    original_method: Option<&'h HeaderValue>,
+    original_uri: Option<&'h HeaderValue>,
+    original_url: Option<&'h HeaderValue>,
+    forwarded_method: Option<&'h HeaderValue>,
+    forwarded_uri: Option<&'h HeaderValue>,
+    forwarded_host: Option<&'h HeaderValue>,
+    host: Option<&'h HeaderValue>,
+    authorization: Option<&'h HeaderValue>,
+    overrides: [Option<&'h HeaderValue>; 3],
+    origin: bool,
+    request_method: bool,
+}
+
+impl<'h> Sent<'h> {
+    fn read(headers: &'h HeaderMap) -> Self {
+        let mut sent = Sent::default();
+        for (name, value) in headers {
+            let slot = match name.as_str() {
+                "x-original-method" => &mut sent.original_method,
+                "x-original-uri" => &mut sent.original_uri,
+                "x-original-url" => &mut sent.original_url,
+                "x-forwarded-method" => &mut sent.forwarded_method,
+                "x-forwarded-uri" => &mut sent.forwarded_uri,
+                "x-forwarded-host" => &mut sent.forwarded_host,
+                "host" => &mut sent.host,
+                "authorization" => &mut sent.authorization,
+                "origin" => {
+                    sent.origin = true;
+                    continue;
+                }
+                "access-control-request-method" => {
+                    sent.request_method = true;
+                    continue;
+                }
+                other => match OVERRIDE_HEADERS.iter().position(|o| *o == other) {
+                    Some(index) => &mut sent.overrides[index],
+                    None => continue,
+                },
+            };
+            slot.get_or_insert(value);
+        }
+        sent
+    }
+}
+
 /// What the proxy told us about the original request, or `500
 /// proxy_misconfigured` naming the header it left out.
 fn describe<'a>(
@@ -229,51 +280,46 @@ fn describe<'a>(
             "the proxy sent no {what}: {fix} (see docs/forward-auth.md); every request is refused until it does"
         ))
     };
+    let sent = Sent::read(headers);
     let (method, target, query, host) = match endpoint {
         Endpoint::AuthRequest => {
-            let method = text(headers.get("x-original-method")).ok_or_else(|| {
+            let method = text(sent.original_method).ok_or_else(|| {
                 missing(
                     "X-Original-Method header",
                     "add proxy_set_header X-Original-Method $request_method; to the auth location",
                 )
             })?;
-            let target = headers
-                .get("x-original-uri")
-                .or_else(|| headers.get("x-original-url"))
-                .ok_or_else(|| {
-                    missing(
-                        "X-Original-URI header",
-                        "add proxy_set_header X-Original-URI $request_uri; to the auth location",
-                    )
-                })?;
-            let host = text(headers.get("x-forwarded-host"));
-            (method, target.as_bytes(), None, host)
+            let target = sent.original_uri.or(sent.original_url).ok_or_else(|| {
+                missing(
+                    "X-Original-URI header",
+                    "add proxy_set_header X-Original-URI $request_uri; to the auth location",
+                )
+            })?;
+            (method, target.as_bytes(), None, text(sent.forwarded_host))
         }
         Endpoint::ForwardAuth => {
-            let method = text(headers.get("x-forwarded-method")).ok_or_else(|| {
+            let method = text(sent.forwarded_method).ok_or_else(|| {
                 missing(
                     "X-Forwarded-Method header",
                     "the proxy's forward-auth must send X-Forwarded-Method",
                 )
             })?;
-            let target = headers.get("x-forwarded-uri").ok_or_else(|| {
+            let target = sent.forwarded_uri.ok_or_else(|| {
                 missing(
                     "X-Forwarded-Uri header",
                     "the proxy's forward-auth must send X-Forwarded-Uri",
                 )
             })?;
-            let host = text(headers.get("x-forwarded-host"));
-            (method, target.as_bytes(), None, host)
+            (method, target.as_bytes(), None, text(sent.forwarded_host))
         }
         Endpoint::ExtAuthz => {
             let suffix = suffix.ok_or_else(|| ApiError::internal("ext-authz", "no path"))?;
             let path = original_path(suffix.full.as_str());
-            let host = text(headers.get(header::HOST));
             (
                 method.as_str(),
                 path.as_bytes(),
                 Some(suffix.query.as_bytes()),
-                host,
+                text(sent.host),
             )
         }
     };
@@ -287,21 +333,20 @@ fn describe<'a>(
         .and_then(|list| list.rsplit(',').next())
         .map(str::trim)
         .filter(|h| !h.is_empty());
-    let overrides = OVERRIDE_HEADERS.map(|name| {
-        // A value that is not text cannot be a method: `?` makes it refused.
-        headers.get(name).map(|v| v.to_str().unwrap_or("?"))
-    });
+    // A value that is not text cannot be a method: `?` makes it refused.
+    let overrides = sent
+        .overrides
+        .map(|value| value.map(|v| v.to_str().unwrap_or("?")));
     Ok(Asked {
         method: method.trim(),
         target,
         query,
         host,
         overrides,
-        bearer: headers
-            .get(header::AUTHORIZATION)
+        bearer: sent
+            .authorization
             .map(|value| forward_auth::bearer(value.as_bytes())),
-        preflight_headers: headers.contains_key(header::ORIGIN)
-            && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD),
+        preflight_headers: sent.origin && sent.request_method,
     })
 }
 
@@ -505,6 +550,9 @@ fn allowed(
     now: Timestamp,
 ) -> Response {
     let mut response = Response::new(Vec::new().into());
+    // Sized for this answer's headers and the ones added on the way out,
+    // so that the map is never grown and rehashed.
+    *response.headers_mut() = HeaderMap::with_capacity(16);
     let headers = response.headers_mut();
     let rule = rule
         .and_then(|index| live.rule_headers.get(index))
@@ -513,8 +561,7 @@ fn allowed(
     let cache_seconds = live.rules.document().cache_seconds;
     let expires_at = grant.and_then(|grant| grant.token.expires_at);
     let cache = match forward_auth::max_age(cache_seconds, expires_at, now) {
-        Some(seconds) => HeaderValue::from_str(&format!("max-age={seconds}"))
-            .unwrap_or(HeaderValue::from_static("no-store")),
+        Some(seconds) => owned_value(format!("max-age={seconds}")),
         None => HeaderValue::from_static("no-store"),
     };
     headers.insert(header::CACHE_CONTROL, cache);
@@ -541,14 +588,37 @@ fn allowed(
 fn id_value(uuid: uuid::Uuid) -> HeaderValue {
     let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
     let text = uuid.hyphenated().encode_lower(&mut buffer);
-    HeaderValue::from_str(text).unwrap_or(EMPTY)
+    HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(text.as_bytes())).unwrap_or(EMPTY)
 }
 
-/// Effective scopes, sorted, space-separated.
+/// A header value that takes `text` over rather than copying it.
+fn owned_value(text: String) -> HeaderValue {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(text)).unwrap_or(EMPTY)
+}
+
+/// Effective scopes, sorted, space-separated. They are nearly always in
+/// order already (stored normalised), so the names are written once into
+/// the value and re-ordered only when narrowing to `:read` moved one.
 fn scopes_value(scopes: &[Scope]) -> HeaderValue {
-    let mut names: Vec<String> = scopes.iter().map(Scope::to_string).collect();
-    names.sort_unstable();
-    HeaderValue::from_str(&names.join(" ")).unwrap_or(EMPTY)
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(scopes.len() * 16);
+    let mut sorted = true;
+    let mut previous = 0..0;
+    for scope in scopes {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        let start = text.len();
+        let _ = write!(text, "{scope}");
+        sorted &= text[previous.clone()] <= text[start..];
+        previous = start..text.len();
+    }
+    if !sorted {
+        let mut names: Vec<&str> = text.split(' ').collect();
+        names.sort_unstable();
+        text = names.join(" ");
+    }
+    owned_value(text)
 }
 
 /// Every denial: the error envelope, its challenge, `X-Tokenward-Error`,
@@ -660,4 +730,34 @@ fn explanation(live: &LiveRules, outcome: &Outcome, response: &Response) -> Valu
         "status": response.status().as_u16(),
         "headers": headers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scopes(texts: &[&str]) -> Vec<Scope> {
+        texts.iter().map(|t| t.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn scopes_are_sent_sorted() {
+        assert_eq!(scopes_value(&[]), "");
+        assert_eq!(scopes_value(&scopes(&["a", "b:read"])), "a b:read");
+        // Narrowed to `:read`, `a` sorts after `a-b`.
+        assert_eq!(
+            scopes_value(&scopes(&["a:read", "a-b", "tokens"])),
+            "a-b a:read tokens"
+        );
+    }
+
+    #[test]
+    fn the_original_path_follows_the_prefix() {
+        assert_eq!(
+            original_path("/api/v1/authz/w/ext-authz/contacts/1"),
+            "/contacts/1"
+        );
+        assert_eq!(original_path("/api/v1/authz/w/ext-authz"), "/");
+        assert_eq!(original_path("/api/v1/authz/w/ext-authz//admin"), "//admin");
+    }
 }
