@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::core::ids::Id;
 use crate::core::keyhash::RandomKeys;
-use crate::core::model::Token;
+use crate::core::model::{Token, TokenGrant};
 use crate::core::time::Timestamp;
 use crate::store::{Store, StoreError, TokenUse};
 
@@ -49,6 +49,14 @@ impl UsageLog {
         self.pending
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records a use of a verified token, unless one in the same second
+    /// was recorded already (uses are kept to the second).
+    pub fn record_use(&self, grant: &TokenGrant, at: Timestamp, ip: Option<IpAddr>) {
+        if grant.first_use_in(at) {
+            self.record(grant.token.id, at, ip);
+        }
     }
 
     pub fn record(&self, token: Id<Token>, at: Timestamp, ip: Option<IpAddr>) {

@@ -156,7 +156,7 @@ async fn token_caller(
         Inspection::NotFound => Err(invalid("the API token is not known")),
         Inspection::Found(grant, verdict) => match verdict {
             Verdict::Valid => {
-                state.usage.record(grant.token.id, now, ip);
+                state.usage.record_use(&grant, now, ip);
                 Ok(Resolved::Token(grant))
             }
             Verdict::Expired => Err(invalid("the API token has expired")),

@@ -530,7 +530,7 @@ async fn authenticate(
         });
     }
     if let Mode::Live { ip } = mode {
-        state.usage.record(grant.token.id, now, ip);
+        state.usage.record_use(&grant, now, ip);
     }
     Ok(grant)
 }

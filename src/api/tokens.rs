@@ -217,7 +217,7 @@ async fn handle_verify(
                         .iter()
                         .all(|w| scopes::holds(grant.effective_scopes(), w)) =>
                 {
-                    state.usage.record(grant.token.id, now, ip);
+                    state.usage.record_use(&grant, now, ip);
                     "VALID"
                 }
                 Verdict::Valid => "INSUFFICIENT_SCOPE",

@@ -1,6 +1,7 @@
 //! The things tokenward keeps, as plain data shared by the store and the API.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde::Serialize;
 
@@ -166,7 +167,7 @@ impl Token {
 /// it makes the next verification read a new one), so what follows from it
 /// is worked out once: its effective scopes at construction, its rendering
 /// for answers on first use.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct TokenGrant {
     pub token: Token,
     pub owner_disabled: bool,
@@ -176,6 +177,10 @@ pub struct TokenGrant {
     /// The transport's rendering of the token's fixed fields, made the first
     /// time an answer needs it and reused by every later one.
     pub rendered: OnceLock<Box<[u8]>>,
+    /// The last second a use of this token was handed to the usage log.
+    /// Uses are kept to the second, so later ones in the same second need
+    /// not take the log's lock: under load, most verifications skip it.
+    last_noted: AtomicI64,
 }
 
 impl TokenGrant {
@@ -186,6 +191,7 @@ impl TokenGrant {
             owner_membership,
             effective: Vec::new(),
             rendered: OnceLock::new(),
+            last_noted: AtomicI64::new(i64::MIN),
         };
         if let Some(grants) = grant.owner_grants() {
             grant.effective = grants.narrow(&grant.token.scopes);
@@ -199,6 +205,12 @@ impl TokenGrant {
             return None;
         }
         self.owner_membership.as_ref().map(Membership::grants)
+    }
+
+    /// Whether a use at `now` is the first of its second for this grant,
+    /// and so worth handing to the usage log.
+    pub fn first_use_in(&self, now: Timestamp) -> bool {
+        self.last_noted.swap(now.0, Ordering::Relaxed) != now.0
     }
 
     /// The token's scopes as its owner's grants allow them (its own ∩ the
