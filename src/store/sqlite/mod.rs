@@ -4,6 +4,7 @@
 mod accounts;
 mod cache;
 mod domains;
+mod file;
 pub mod migrations;
 mod settings;
 mod tokens;
@@ -32,6 +33,8 @@ use crate::core::settings::{Settings, SettingsPatch};
 use crate::core::time::Timestamp;
 use crate::core::token_format::TokenHash;
 use cache::GrantCache;
+pub use file::FileError;
+use file::Found;
 pub use migrations::MigrationError;
 
 /// How long a statement waits for another writer before giving up.
@@ -50,11 +53,8 @@ pub struct SqliteStore {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("cannot create the folder {path}: {source}")]
-    Folder {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error("cannot open the database {path}: {source}")]
     Open {
         path: String,
@@ -79,20 +79,36 @@ fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and its folder,
-    /// switches it to WAL and runs pending migrations.
+    /// switches it to WAL and runs pending migrations. The file is
+    /// identified before anything in it changes: another application's
+    /// file is refused untouched, and one written by a newer tokenward
+    /// before it is switched to WAL.
     pub fn open(path: &Path) -> std::result::Result<SqliteStore, OpenError> {
         let shown = path.display().to_string();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| OpenError::Folder {
-                path: parent.display().to_string(),
-                source,
-            })?;
+        file::create(path)?;
+        file::check_writable(path)?;
+        let found = file::identify(path)?;
+        if let Found::Ours { user_version } = found
+            && user_version > migrations::latest_version()
+        {
+            return Err(MigrationError::NewerSchema {
+                found: user_version,
+                known: migrations::latest_version(),
+            }
+            .into());
         }
+        file::make_private(path)?;
+
         let open_err = |source| OpenError::Open {
             path: shown.clone(),
             source,
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
+        // SQLite falls back to read-only without a word when it may not
+        // write the file.
+        if conn.is_readonly(rusqlite::MAIN_DB).map_err(open_err)? {
+            return Err(FileError::ReadOnly { path: shown }.into());
+        }
         configure(&mut conn).map_err(open_err)?;
         // WAL is a property of the file: set once, it persists.
         let mode: String = conn
@@ -100,6 +116,13 @@ impl SqliteStore {
             .map_err(open_err)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(OpenError::NoWal { path: shown, mode });
+        }
+        if !matches!(found, Found::Ours { .. }) {
+            if found == Found::Unmarked {
+                tracing::info!(db = %shown, "marking a tokenward database made before databases were marked");
+            }
+            conn.pragma_update(None, "application_id", file::APPLICATION_ID)
+                .map_err(open_err)?;
         }
         migrations::apply(&mut conn)?;
         drop(conn);
