@@ -1,5 +1,6 @@
-//! The database file (§9 "Files"): who may read it, and which files
-//! tokenward agrees to open.
+//! The database file (§9 "Files", §11 "Health"): who may read it, which
+//! files tokenward agrees to open, and whether `/healthz` tells the truth
+//! about it.
 //!
 //! Tests run as root in CI, and root ignores permission bits: a read-only
 //! file is made by running the server as `nobody` on files owned by root.
@@ -203,6 +204,10 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
+fn healthz(addr: SocketAddr) -> (u16, Value) {
+    http(addr, "GET", "/healthz", None)
+}
+
 fn sign_up_at(addr: SocketAddr) {
     let (status, body) = http(
         addr,
@@ -211,6 +216,15 @@ fn sign_up_at(addr: SocketAddr) {
         Some(json!({"email": "admin@example.com", "password": PASSWORD})),
     );
     assert_eq!(status, 201, "{body}");
+}
+
+fn assert_unavailable((status, body): (u16, Value)) {
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable", "{body}");
+    assert!(
+        body["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{body}"
+    );
 }
 
 /// Folds the WAL back into the database file and removes `-wal` and `-shm`.
@@ -289,6 +303,41 @@ fn a_read_only_database_is_refused_at_start() {
     let line = start(&db, &dir.path().join("refused.log"), uid).refusal();
     assert!(line.contains("read-only"), "{line}");
     assert!(line.contains(&db.display().to_string()), "{line}");
+}
+
+#[test]
+fn a_database_made_read_only_while_running_is_unhealthy() {
+    let dir = TempDir::new();
+    let db = dir.path().join("data").join("tokenward.db");
+    let log = dir.path().join("server.log");
+    let uid = is_root().then(|| {
+        std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+        NOBODY
+    });
+    let server = start(&db, &log, uid).serving();
+    sign_up_at(server.addr);
+    assert_eq!(healthz(server.addr).0, 200);
+
+    chmod(&db, 0o444);
+    assert_unavailable(healthz(server.addr));
+}
+
+#[test]
+fn a_database_deleted_or_replaced_while_running_is_unhealthy() {
+    let server = Server::start();
+    sign_up(&server, "admin@example.com");
+    let (status, body) = healthz(server.addr);
+    assert_eq!((status, body), (200, json!({"status": "ok"})));
+
+    let db = server.db_path();
+    let kept = server.dir.path().join("kept.db");
+    std::fs::copy(&db, &kept).unwrap();
+    std::fs::remove_file(&db).unwrap();
+    assert_unavailable(healthz(server.addr));
+
+    // A file at the same path is still not the one tokenward opened.
+    std::fs::copy(&kept, &db).unwrap();
+    assert_unavailable(healthz(server.addr));
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! The database file itself (§9 "Files"): made private to the user
-//! tokenward runs as, and identified before anything in it changes.
+//! The database file itself (§9 "Files", §11 "Health"): made private to
+//! the user tokenward runs as, identified before anything in it changes,
+//! and watched while the server runs.
 //!
 //! The file holds the session signing key, so whoever can read it can sign
 //! in as anyone. And `--db` may point at anything: a file that is not
@@ -8,7 +9,7 @@
 use std::ffi::CString;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -249,6 +250,44 @@ pub fn make_private(path: &Path) -> Result<(), FileError> {
         );
     }
     Ok(())
+}
+
+/// The file the server opened, to tell later whether it is still there.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    path: PathBuf,
+    device: u64,
+    inode: u64,
+}
+
+impl Opened {
+    /// Records the file now at `path`: call it once SQLite has it open.
+    pub fn record(path: &Path) -> std::io::Result<Opened> {
+        let meta = std::fs::metadata(path)?;
+        Ok(Opened {
+            path: path.to_owned(),
+            device: meta.dev(),
+            inode: meta.ino(),
+        })
+    }
+
+    /// Why the file can no longer be used as opened, if it cannot: a few
+    /// system calls, no write. The reason names no path: it is shown
+    /// without a login.
+    pub fn problem(&self) -> Option<&'static str> {
+        match std::fs::metadata(&self.path) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                Some("the database file was deleted since start-up")
+            }
+            Err(_) => Some("the database file cannot be read"),
+            Ok(meta) if (meta.dev(), meta.ino()) != (self.device, self.inode) => {
+                Some("the database file was replaced since start-up")
+            }
+            Ok(_) if !writable(&self.path) => Some("the database file is read-only"),
+            Ok(_) if !writable(&folder(&self.path)) => Some("the database folder is read-only"),
+            Ok(_) => None,
+        }
+    }
 }
 
 /// The folder holding `path` (`.` for a bare file name).

@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, ErrorCode, ToSql, Transaction, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql, Transaction, TransactionBehavior};
 
 use super::{
     DomainUsage, NewAccount, NewToken, Page, PurgeReport, Result, Store, StoreError, TokenEdit,
@@ -34,7 +34,7 @@ use crate::core::time::Timestamp;
 use crate::core::token_format::TokenHash;
 use cache::GrantCache;
 pub use file::FileError;
-use file::Found;
+use file::{Found, Opened};
 pub use migrations::MigrationError;
 
 /// How long a statement waits for another writer before giving up.
@@ -49,6 +49,8 @@ type Pool = r2d2::Pool<SqliteConnectionManager>;
 pub struct SqliteStore {
     pool: Pool,
     grants: GrantCache,
+    /// The file opened, for the health check.
+    opened: Opened,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +111,10 @@ impl SqliteStore {
         if conn.is_readonly(rusqlite::MAIN_DB).map_err(open_err)? {
             return Err(FileError::ReadOnly { path: shown }.into());
         }
+        let opened = Opened::record(path).map_err(|error| FileError::Unreadable {
+            path: shown.clone(),
+            error,
+        })?;
         configure(&mut conn).map_err(open_err)?;
         // WAL is a property of the file: set once, it persists.
         let mode: String = conn
@@ -127,7 +133,15 @@ impl SqliteStore {
         migrations::apply(&mut conn)?;
         drop(conn);
 
-        let manager = SqliteConnectionManager::file(path).with_init(configure);
+        // Pooled connections never create the file: one deleted while the
+        // server runs must not come back empty.
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_URI
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .with_init(configure);
         let pool = r2d2::Pool::builder()
             .max_size(8)
             .min_idle(Some(1))
@@ -141,6 +155,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             grants: GrantCache::new(DEFAULT_VERIFY_CACHE),
+            opened,
         })
     }
 
@@ -255,6 +270,29 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
         self.read(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn health(&self) -> Result<()> {
+        let opened = self.opened.clone();
+        self.read(move |conn| {
+            if let Some(reason) = opened.problem() {
+                return Err(StoreError::Unavailable(reason.into()));
+            }
+            if conn.is_readonly(rusqlite::MAIN_DB)? {
+                return Err(StoreError::Unavailable(
+                    "the database connection is read-only".into(),
+                ));
+            }
+            // A read of the file's header, through the WAL.
+            let mark: i32 = conn.pragma_query_value(None, "application_id", |row| row.get(0))?;
+            if mark != file::APPLICATION_ID {
+                return Err(StoreError::Unavailable(
+                    "the database file is not the one opened".into(),
+                ));
+            }
             Ok(())
         })
         .await
