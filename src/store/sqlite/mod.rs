@@ -512,8 +512,10 @@ impl Store for SqliteStore {
     }
 
     async fn record_token_uses(&self, uses: Vec<TokenUse>) -> Result<()> {
+        // One transaction, holding the write lock while it runs: the usage
+        // log sends a bounded batch at a time (`usage::FLUSH_BATCH`).
         // Cached grants hold the last use as it was when they were read;
-        // once the log's pending uses are stored, only the rows know them.
+        // once a batch is stored, only the rows know it.
         self.write_grants(move |tx| tokens::record_uses(tx, &uses))
             .await
     }
