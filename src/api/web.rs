@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use include_dir::{Dir, include_dir};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use warp::filters::BoxedFilter;
 use warp::filters::path::FullPath;
@@ -13,6 +14,7 @@ use warp::{Filter, Rejection};
 
 use super::{reply, with};
 use crate::state::AppState;
+use crate::store::StoreError;
 
 static ASSETS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/assets");
 
@@ -44,17 +46,21 @@ fn health(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
         .and(warp::get())
         .and(with(state))
         .then(|state: AppState| async move {
-            let (status, body) = match state.store.ping().await {
-                Ok(()) => (StatusCode::OK, r#"{"status":"ok"}"#),
+            let (status, body) = match state.store.health().await {
+                Ok(()) => (StatusCode::OK, json!({"status": "ok"})),
                 Err(err) => {
                     tracing::warn!(%err, "health check failed");
+                    let reason = match &err {
+                        StoreError::Unavailable(reason) => reason.as_str(),
+                        _ => "the database does not answer",
+                    };
                     (
                         StatusCode::SERVICE_UNAVAILABLE,
-                        r#"{"status":"unavailable"}"#,
+                        json!({"status": "unavailable", "reason": reason}),
                     )
                 }
             };
-            reply::json_response(status, body.as_bytes().to_vec())
+            reply::json_response(status, body.to_string().into_bytes())
         })
 }
 

@@ -264,6 +264,10 @@ pub struct TokenCounts {
 pub trait Store: Send + Sync + 'static {
     /// Answers when the database does.
     async fn ping(&self) -> Result<()>;
+    /// Whether the database can be read and written and is still the file
+    /// opened at start-up, by a cheap probe that never writes (§11). Why
+    /// not comes as `Unavailable(reason)`, fit to show without a login.
+    async fn health(&self) -> Result<()>;
     /// The key that signs session JWTs, made on first start.
     async fn signing_key(&self) -> Result<Vec<u8>>;
 

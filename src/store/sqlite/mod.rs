@@ -7,6 +7,7 @@ mod audit;
 pub mod backup;
 mod cache;
 mod domains;
+mod file;
 pub mod migrations;
 mod routes;
 mod settings;
@@ -21,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, ErrorCode, ToSql, Transaction, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql, Transaction, TransactionBehavior};
 
 use super::{
     AccountQuery, AccountSummary, AuditQuery, DomainUsage, IfMatch, NewAccount, NewToken, Page,
@@ -40,6 +41,8 @@ use crate::core::settings::{Settings, SettingsPatch};
 use crate::core::time::Timestamp;
 use crate::core::token_format::TokenHash;
 use cache::GrantCache;
+pub use file::FileError;
+use file::{Found, Opened};
 pub use migrations::MigrationError;
 
 /// How long a statement waits for another writer before giving up.
@@ -54,15 +57,14 @@ type Pool = r2d2::Pool<SqliteConnectionManager>;
 pub struct SqliteStore {
     pool: Pool,
     grants: Arc<GrantCache>,
+    /// The file opened, for the health check.
+    opened: Opened,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("cannot create the folder {path}: {source}")]
-    Folder {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error("cannot open the database {path}: {source}")]
     Open {
         path: String,
@@ -87,20 +89,40 @@ fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and its folder,
-    /// switches it to WAL and runs pending migrations.
+    /// switches it to WAL and runs pending migrations. The file is
+    /// identified before anything in it changes: another application's
+    /// file is refused untouched, and one written by a newer tokenward
+    /// before it is switched to WAL.
     pub fn open(path: &Path) -> std::result::Result<SqliteStore, OpenError> {
         let shown = path.display().to_string();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| OpenError::Folder {
-                path: parent.display().to_string(),
-                source,
-            })?;
+        file::create(path)?;
+        file::check_writable(path)?;
+        let found = file::identify(path)?;
+        if let Found::Ours { user_version } = found
+            && user_version > migrations::latest_version()
+        {
+            return Err(MigrationError::NewerSchema {
+                found: user_version,
+                known: migrations::latest_version(),
+            }
+            .into());
         }
+        file::make_private(path)?;
+
         let open_err = |source| OpenError::Open {
             path: shown.clone(),
             source,
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
+        // SQLite falls back to read-only without a word when it may not
+        // write the file.
+        if conn.is_readonly(rusqlite::MAIN_DB).map_err(open_err)? {
+            return Err(FileError::ReadOnly { path: shown }.into());
+        }
+        let opened = Opened::record(path).map_err(|error| FileError::Unreadable {
+            path: shown.clone(),
+            error,
+        })?;
         configure(&mut conn).map_err(open_err)?;
         // WAL is a property of the file: set once, it persists.
         let mode: String = conn
@@ -109,10 +131,25 @@ impl SqliteStore {
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(OpenError::NoWal { path: shown, mode });
         }
+        if !matches!(found, Found::Ours { .. }) {
+            if found == Found::Unmarked {
+                tracing::info!(db = %shown, "marking a tokenward database made before databases were marked");
+            }
+            conn.pragma_update(None, "application_id", file::APPLICATION_ID)
+                .map_err(open_err)?;
+        }
         migrations::apply(&mut conn)?;
         drop(conn);
 
-        let manager = SqliteConnectionManager::file(path).with_init(configure);
+        // Pooled connections never create the file: one deleted while the
+        // server runs must not come back empty.
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_URI
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .with_init(configure);
         let pool = r2d2::Pool::builder()
             .max_size(8)
             .min_idle(Some(1))
@@ -126,6 +163,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             grants: Arc::new(GrantCache::new(DEFAULT_VERIFY_CACHE)),
+            opened,
         })
     }
 
@@ -261,6 +299,29 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
         self.read(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn health(&self) -> Result<()> {
+        let opened = self.opened.clone();
+        self.read(move |conn| {
+            if let Some(reason) = opened.problem() {
+                return Err(StoreError::Unavailable(reason.into()));
+            }
+            if conn.is_readonly(rusqlite::MAIN_DB)? {
+                return Err(StoreError::Unavailable(
+                    "the database connection is read-only".into(),
+                ));
+            }
+            // A read of the file's header, through the WAL.
+            let mark: i32 = conn.pragma_query_value(None, "application_id", |row| row.get(0))?;
+            if mark != file::APPLICATION_ID {
+                return Err(StoreError::Unavailable(
+                    "the database file is not the one opened".into(),
+                ));
+            }
             Ok(())
         })
         .await
@@ -507,8 +568,10 @@ impl Store for SqliteStore {
     }
 
     async fn record_token_uses(&self, uses: Vec<TokenUse>) -> Result<()> {
+        // One transaction, holding the write lock while it runs: the usage
+        // log sends a bounded batch at a time (`usage::FLUSH_BATCH`).
         // Cached grants hold the last use as it was when they were read;
-        // once the log's pending uses are stored, only the rows know them.
+        // once a batch is stored, only the rows know it.
         self.write_grants(move |tx| tokens::record_uses(tx, &uses))
             .await
     }
