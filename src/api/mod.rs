@@ -6,6 +6,7 @@ mod accounts;
 mod auth;
 mod body;
 mod domains;
+mod openapi;
 mod query;
 mod reply;
 mod settings;
@@ -30,6 +31,7 @@ use crate::state::AppState;
 use crate::store::StoreError;
 
 pub use body::MAX_BODY_BYTES;
+pub use openapi::build as openapi_document;
 
 /// Hands the shared state to a handler.
 fn with(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
@@ -38,6 +40,7 @@ fn with(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallibl
 
 /// Every route of the server.
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    openapi::prepare();
     let request_log = state.request_log.clone();
     let v1 = || warp::path("api").and(warp::path("v1"));
     // Verification is tried first and on its own, unboxed: it is the hot
@@ -52,6 +55,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
             .or(workspaces::routes(state.clone()))
             .unify()
             .or(settings::routes(state.clone()))
+            .unify()
+            .or(openapi::routes())
             .unify(),
     );
     verify
