@@ -1,12 +1,18 @@
 //! The OpenAPI document: the golden copy in `docs/openapi.json`, and the
 //! real server held to it — it serves the document, routes every documented
-//! operation, and reads exactly the request fields the document names.
+//! operation, answers every other method on a documented path with `405`
+//! and `Allow`, and reads exactly the request fields the document names.
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use common::*;
+
+const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE",
+];
 
 fn golden_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json")
@@ -193,6 +199,52 @@ fn every_documented_operation_answers_for_real_objects() {
             response.text()
         );
     }
+}
+
+/// Every method a documented path does not document is a `405` whose
+/// `Allow` names exactly the documented ones; unknown paths stay `404`.
+#[test]
+fn undocumented_methods_are_405_with_allow() {
+    let server = Server::start();
+    let document = tokenward::api::openapi_document();
+    for (template, item) in document["paths"].as_object().unwrap() {
+        let documented: BTreeSet<String> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|m| m.to_ascii_uppercase())
+            .collect();
+        let path = fill(template, nil_ids);
+        for method in METHODS.iter().filter(|m| !documented.contains(**m)) {
+            let response = server.request(method, &path).send();
+            let what = format!("{method} {path}: {}", response.text());
+            assert_eq!(response.status, 405, "{what}");
+            let allow: BTreeSet<String> = response
+                .header("allow")
+                .unwrap_or_else(|| panic!("no Allow header: {what}"))
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .collect();
+            assert_eq!(allow, documented, "{what}");
+            if *method != "HEAD" {
+                response.error(405, "method_not_allowed");
+            }
+        }
+    }
+    for (method, path) in [
+        ("GET", "/api/v1/nothing"),
+        ("POST", "/api/v1/nothing"),
+        ("DELETE", "/api/v1/tokens/not-an-id"),
+        ("GET", "/api/v1/tokens/not-an-id"),
+        ("PUT", "/api/v2/tokens"),
+        ("GET", "/api/v1/tokens//"),
+    ] {
+        server.request(method, path).send().error(404, "not_found");
+    }
+    // Outside /api every path is the web UI's, which answers GET alone.
+    let response = server.post("/some/page").send();
+    assert_eq!(response.status, 405);
+    assert_eq!(response.header("allow"), Some("GET"));
 }
 
 /// A value of `schema`'s type that the server reads as that type.

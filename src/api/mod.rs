@@ -64,6 +64,9 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(web::routes(state))
         .unify()
+        // Last: answers only a method that no route above took.
+        .or(openapi::method_not_allowed())
+        .unify()
         .recover(recover)
         .unify()
         .map(with_security_headers)

@@ -9,6 +9,10 @@
 //! they share (security schemes, the error responses of §1), and serves the
 //! result at `GET /api/v1/openapi.json`.
 //!
+//! The document is also the route table: a request for a documented path
+//! with a method the path does not document gets `405` with an `Allow`
+//! header listing the documented methods ([`method_not_allowed`]).
+//!
 //! To add an operation: put `#[utoipa::path(...)]` on its filter and name
 //! the filter in its file's `Doc`. A new file's `Doc` goes in [`parts`].
 
@@ -24,13 +28,15 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ComponentsBuilder, ContentBuilder, Ref, RefOr};
 use utoipa::{IntoResponses, OpenApi, PartialSchema};
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderValue, header};
+use warp::filters::path::FullPath;
+use warp::http::{HeaderValue, Method, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::auth::SESSION_COOKIE;
-use super::reply::Failure;
+use super::reply::{self, Failure};
 use super::{accounts, domains, settings, tokens, web, workspaces};
+use crate::error::ApiError;
 
 /// Every part of the API, one `Doc` per file, besides this file's own.
 fn parts() -> Vec<utoipa::openapi::OpenApi> {
@@ -68,17 +74,19 @@ fn parts() -> Vec<utoipa::openapi::OpenApi> {
 )]
 struct Doc;
 
-/// The document as served.
+/// The document as served and the route table taken from it.
 struct Built {
     json: Box<[u8]>,
+    routes: Vec<Route>,
 }
 
 static BUILT: LazyLock<Built> = LazyLock::new(|| {
     let document = build();
+    let routes = route_table(&document);
     let json = serde_json::to_vec(&document)
         .expect("the OpenAPI document serialises")
         .into_boxed_slice();
-    Built { json }
+    Built { json, routes }
 });
 
 /// Builds the document now rather than on the first request that needs
@@ -460,12 +468,132 @@ impl IntoResponses for RateLimited {
     }
 }
 
+// --- The route table -----------------------------------------------------
+
+/// Methods in the order `Allow` lists them.
+const METHODS: [&str; 8] = [
+    "get", "head", "post", "put", "patch", "delete", "options", "trace",
+];
+
+/// A documented path and its methods.
+struct Route {
+    segments: Vec<Segment>,
+    methods: Vec<Method>,
+    /// `Allow`'s value: the methods, upper case, comma-separated.
+    allow: HeaderValue,
+}
+
+enum Segment {
+    Literal(String),
+    /// A parameter whose schema is a UUID: only a hyphenated UUID routes.
+    Uuid,
+    /// Any other parameter: any non-empty segment.
+    Any,
+}
+
+impl Segment {
+    fn matches(&self, text: &str) -> bool {
+        match self {
+            Segment::Literal(literal) => literal == text,
+            Segment::Uuid => text.len() == 36 && uuid::Uuid::try_parse(text).is_ok(),
+            Segment::Any => !text.is_empty(),
+        }
+    }
+}
+
+fn route_table(document: &Value) -> Vec<Route> {
+    let empty = serde_json::Map::new();
+    let paths = document["paths"].as_object().unwrap_or(&empty);
+    paths
+        .iter()
+        .map(|(template, item)| {
+            let present: Vec<&str> = METHODS
+                .into_iter()
+                .filter(|method| item.get(*method).is_some())
+                .collect();
+            let uuid_parameters: Vec<&str> = present
+                .iter()
+                .filter_map(|method| item[*method]["parameters"].as_array())
+                .flatten()
+                .filter(|p| p["in"] == "path" && p["schema"]["format"] == "uuid")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            let segments = template
+                .trim_start_matches('/')
+                .split('/')
+                .map(|segment| match segment.strip_prefix('{') {
+                    Some(name) if uuid_parameters.contains(&name.trim_end_matches('}')) => {
+                        Segment::Uuid
+                    }
+                    Some(_) => Segment::Any,
+                    None => Segment::Literal(segment.to_owned()),
+                })
+                .collect();
+            let upper: Vec<String> = present.iter().map(|m| m.to_ascii_uppercase()).collect();
+            Route {
+                segments,
+                methods: upper
+                    .iter()
+                    .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+                    .collect(),
+                allow: HeaderValue::from_str(&upper.join(", "))
+                    .expect("method names are header text"),
+            }
+        })
+        .collect()
+}
+
+/// Matches a request path as warp does: segments between `/`, a single
+/// trailing `/` ignored.
+fn find<'r>(routes: &'r [Route], path: &str) -> Option<&'r Route> {
+    let path = path.strip_prefix('/').unwrap_or(path);
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').collect();
+    routes.iter().find(|route| {
+        route.segments.len() == segments.len()
+            && route
+                .segments
+                .iter()
+                .zip(&segments)
+                .all(|(pattern, text)| pattern.matches(text))
+    })
+}
+
+/// Outside `/api` every path is the web UI's, served to GET only.
+static UI_ALLOW: HeaderValue = HeaderValue::from_static("GET");
+
+/// `405 method_not_allowed` with `Allow` for a request whose path is
+/// documented (or the web UI's) but whose method is not; every other
+/// request passes. Tried after every route, so it answers only what no
+/// route took.
+pub fn method_not_allowed() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path::full()
+        .and(warp::method())
+        .and_then(|path: FullPath, method: Method| async move {
+            let path = path.as_str();
+            let allow = match find(&BUILT.routes, path) {
+                Some(route) if route.methods.contains(&method) => None,
+                Some(route) => Some(route.allow.clone()),
+                None if path == "/api" || path.starts_with("/api/") => None,
+                None if method == Method::GET => None,
+                None => Some(UI_ALLOW.clone()),
+            };
+            match allow {
+                Some(allow) => {
+                    let mut response = reply::error(&ApiError::MethodNotAllowed);
+                    response.headers_mut().insert(header::ALLOW, allow);
+                    Ok(response)
+                }
+                None => Err(warp::reject::not_found()),
+            }
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::expiry::ExpiryError;
     use crate::core::model::TokenState;
-    use crate::error::ApiError;
     use crate::store::StoreError;
 
     /// Every error the code can make, by status and code.
@@ -554,5 +682,26 @@ mod tests {
             doc["components"]["responses"]["Unavailable"]["headers"][RETRY_AFTER]["required"],
             true
         );
+    }
+
+    #[test]
+    fn paths_match_as_warp_routes_them() {
+        prepare();
+        let nil = "00000000-0000-0000-0000-000000000000";
+        let allow = |path: &str| find(&BUILT.routes, path).map(|r| r.allow.to_str().unwrap());
+        assert_eq!(allow("/api/v1/tokens"), Some("GET, POST"));
+        assert_eq!(allow("/api/v1/tokens/"), Some("GET, POST"));
+        assert_eq!(allow("/api/v1/tokens/self"), Some("GET"));
+        assert_eq!(
+            allow(&format!("/api/v1/tokens/{nil}")),
+            Some("GET, PATCH, DELETE")
+        );
+        assert_eq!(allow("/api/v1/tokens/not-an-id"), None);
+        assert_eq!(allow("/api/v1/tokens//"), None);
+        assert_eq!(
+            allow(&format!("/api/v1/workspaces/{nil}/scopes/contacts")),
+            Some("PUT, DELETE")
+        );
+        assert_eq!(allow("/api/v1/nothing"), None);
     }
 }
