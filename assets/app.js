@@ -1,9 +1,12 @@
 // Start-up, the signed-in shell (workspace switcher, navigation, sign out)
 // and the router that draws one screen at a time into <main>.
 
-import { api, configure, setWorkspace } from './api.js';
+import { api, configure, enc, listAll, setWorkspace } from './api.js';
 import { h, replace } from './dom.js';
+import { holds } from './permissions.js';
 import { alertBox, errorMessage, loading, toast } from './ui.js';
+import * as audit from './views/audit.js';
+import * as accounts from './views/accounts.js';
 import * as auth from './views/auth.js';
 import * as domains from './views/domains.js';
 import * as members from './views/members.js';
@@ -41,6 +44,8 @@ const ROUTES = [
   [/^\/members$/, members.render, 'members'],
   [/^\/scopes$/, scopes.render, 'scopes'],
   [/^\/settings$/, settings.render, 'settings'],
+  [/^\/audit$/, audit.render, 'audit'],
+  [/^\/accounts$/, accounts.render, 'accounts'],
 ];
 
 const AUTH_PATHS = ['/', '/sign-in', '/sign-up', '/setup'];
@@ -138,6 +143,32 @@ async function reloadMe() {
   fillWorkspaces();
   document.getElementById('account-email').textContent = data.account.email;
   for (const el of document.querySelectorAll('[data-instance-admin]')) el.hidden = !state.isInstanceAdmin;
+  await showAuditLink();
+}
+
+let auditLinkCheck = 0;
+
+/**
+ * The audit log is in the navigation for workspace admins, members granted
+ * `audit` (Read is enough), and the instance admin (instance entries).
+ */
+async function showAuditLink() {
+  auditLinkCheck += 1;
+  const check = auditLinkCheck;
+  let visible = state.isWorkspaceAdmin || state.isInstanceAdmin;
+  if (!visible && state.workspaceId) {
+    try {
+      const members = await listAll(`/workspaces/${enc(state.workspaceId)}/members`);
+      const me = members.find((m) => m.account.id === state.me.account.id);
+      visible = Boolean(me) && holds(me.scopes, 'audit', 'read');
+    } catch {
+      // Unknown: leave it out; /audit itself still says what is allowed.
+      visible = false;
+    }
+  }
+  // A later workspace switch has already decided.
+  if (check !== auditLinkCheck) return;
+  for (const el of document.querySelectorAll('[data-audit-reader]')) el.hidden = !visible;
 }
 
 /** After sign-in or setup, or on load with a live cookie. */
@@ -225,6 +256,7 @@ window.addEventListener('popstate', () => {
 
 workspaceSelect.addEventListener('change', () => {
   chooseWorkspace(workspaceSelect.value);
+  showAuditLink();
   const name = state.workspace ? state.workspace.name : 'the workspace';
   toast(`Switched to ${name}.`);
   const section = location.pathname.split('/')[1] || 'tokens';

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::logging::LogFormat;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tokenward",
@@ -14,6 +16,12 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// How log lines on standard error are written: text, or one JSON
+    /// object per line with the same fields.
+    #[arg(long, global = true, env = "TOKENWARD_LOG_FORMAT", value_enum,
+          default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -23,6 +31,21 @@ pub enum Command {
     /// Administration from the command line.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Copy the database to a new file while the server runs, then check
+    /// the copy and print its size.
+    Backup(BackupArgs),
+    /// Check the database's integrity and print its schema version; exits
+    /// with an error when there are problems.
+    Check(DbArg),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// The new file to write; it must not exist yet.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -63,6 +86,11 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=30))]
     pub header_timeout: u64,
 
+    /// Serve Prometheus metrics at GET /metrics on this address, a listener
+    /// of its own (off unless set). Keep it off the public network.
+    #[arg(long, env = "TOKENWARD_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Trust the last X-Forwarded-For entry as the client address (set this
     /// only behind a reverse proxy that sets it).
     #[arg(long, env = "TOKENWARD_TRUST_PROXY")]
@@ -80,6 +108,32 @@ pub enum AdminCommand {
     /// input. The first account of an instance is its admin.
     CreateAccount {
         /// The new account's email address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Set a new password, read as one line from standard input, and end
+    /// every session of the account.
+    ResetPassword {
+        /// The account's email address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Disable an account: its sessions end and its tokens stop working
+    /// until it is enabled again. A running server notices within a second.
+    Disable {
+        /// The account's email address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Enable a disabled account again; its tokens work again.
+    Enable {
+        /// The account's email address.
         #[arg(long)]
         email: String,
         #[command(flatten)]

@@ -162,6 +162,17 @@ impl From<StoreError> for ApiError {
                 message: "a workspace needs at least one admin: make someone else admin first"
                     .into(),
             },
+            StoreError::LastInstanceAdmin => ApiError::Conflict {
+                code: "last_admin",
+                message: "this is the last enabled instance admin: the instance needs one to manage accounts and settings".into(),
+            },
+            StoreError::OnlyWorkspaceAdmin(workspace) => ApiError::Conflict {
+                code: "last_admin",
+                message: format!(
+                    "the account is the only admin of the workspace \"{workspace}\", which has other members: \
+                     make one of them admin first, or disable the account instead"
+                ),
+            },
             StoreError::TokenInactive(state) => ApiError::Conflict {
                 code: "token_inactive",
                 message: match state {

@@ -13,6 +13,7 @@
 //! - [`usage`]: last-used times, batched in memory.
 //! - [`sweeper`]: the background task that flushes and purges.
 //! - [`logging`]: log lines batched off the request path.
+//! - [`metrics`]: Prometheus counters, served on their own listener.
 //! - [`config`], [`admin`]: the command line.
 
 pub mod admin;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod core;
 pub mod error;
 pub mod logging;
+pub mod metrics;
 pub mod random;
 pub mod serve;
 pub mod state;
@@ -45,6 +47,11 @@ use crate::store::{SqliteStore, Store};
 
 /// How long open connections may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections the metrics listener serves at once: a scraper or two.
+const METRICS_CONNECTIONS: usize = 16;
+/// How soon an account disabled from the command line, next to the running
+/// server, stops its tokens verifying from the server's cache.
+const ACCOUNT_CHANGES_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -59,6 +66,8 @@ pub struct ServerConfig {
     /// Time a client has for each request head, and for idling between
     /// requests on a kept-alive connection.
     pub header_timeout: Duration,
+    /// Where to serve `GET /metrics`, if anywhere.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// One async worker more than there are cores, unless `TOKIO_WORKER_THREADS`
@@ -105,6 +114,15 @@ pub async fn run(
     let address = listener
         .local_addr()
         .context("while reading the listening address")?;
+    // Before anything starts, so a bad address is reported at once.
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => Some(listen(addr).with_context(|| {
+            format!(
+                "cannot listen on {addr} for metrics (set --metrics-addr or TOKENWARD_METRICS_ADDR)"
+            )
+        })?),
+        None => None,
+    };
     let db = config.db.clone();
     let verify_cache = config.verify_cache;
     let store = tokio::task::spawn_blocking(move || {
@@ -112,6 +130,7 @@ pub async fn run(
     })
     .await
     .context("while opening the database")??;
+    let follow_account_changes = store.follow_account_changes(ACCOUNT_CHANGES_EVERY);
     let store: Arc<dyn Store> = Arc::new(store);
     let key = store
         .signing_key()
@@ -149,6 +168,13 @@ pub async fn run(
         },
     );
     let (stop_sweeper, sweeper_stopped) = watch::channel(false);
+    let mut follower_stopped = sweeper_stopped.clone();
+    let follower = tokio::spawn(async move {
+        tokio::select! {
+            () = follow_account_changes => {}
+            _ = follower_stopped.changed() => {}
+        }
+    });
     let sweeper = tokio::spawn(sweeper::run(
         state.clone(),
         config.sweep_interval,
@@ -171,10 +197,35 @@ pub async fn run(
     tracing::info!(db = %config.db.display(), "tokenward listening on http://{address}");
     println!("tokenward listening on http://{address}");
 
+    let (stopping, stop_seen) = watch::channel(false);
+    let metrics_server = match metrics_listener {
+        Some(listener) => {
+            let addr = listener
+                .local_addr()
+                .context("while reading the metrics address")?;
+            tracing::info!("tokenward metrics on http://{addr}/metrics");
+            println!("tokenward metrics on http://{addr}/metrics");
+            let mut stop_seen = stop_seen;
+            Some(tokio::spawn(serve::serve(
+                listener,
+                metrics::routes(state.clone(), config.db.clone()),
+                serve::Limits {
+                    header_timeout: config.header_timeout,
+                    max_connections: METRICS_CONNECTIONS,
+                },
+                async move {
+                    let _ = stop_seen.wait_for(|stop| *stop).await;
+                },
+            )))
+        }
+        None => None,
+    };
+
     let (signalled, signal_seen) = oneshot::channel::<()>();
     let graceful = async move {
         shutdown.await;
         tracing::info!("shutting down: finishing open requests");
+        let _ = stopping.send(true);
         let _ = signalled.send(());
     };
     let server = serve::serve(listener, api::routes(state.clone()), limits, graceful);
@@ -188,6 +239,10 @@ pub async fn run(
 
     let _ = stop_sweeper.send(true);
     sweeper.await.context("while stopping the sweeper")?;
+    let _ = follower.await;
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use tokenward::config::{AdminCommand, Cli, Command, ServeArgs};
-use tokenward::logging::RequestLog;
+use tokenward::config::{AdminCommand, BackupArgs, Cli, Command, DbArg, ServeArgs};
+use tokenward::logging::{LogFormat, RequestLog};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let log_format = cli.log_format;
     let filter =
         EnvFilter::try_from_env("TOKENWARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, _flush_on_exit) = match tokenward::logging::batched_stderr() {
+    let (writer, _flush_on_exit) = match tokenward::logging::batched_stderr(cli.log_format) {
         Ok(pair) => pair,
         Err(err) => {
             eprintln!("error: cannot start the log writer: {err}");
@@ -23,11 +24,13 @@ fn main() -> ExitCode {
         }
     };
     let request_log = writer.request_log();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
-        .event_format(tokenward::logging::LineFormat)
-        .init();
+        .with_writer(writer);
+    match cli.log_format {
+        LogFormat::Text => logs.event_format(tokenward::logging::LineFormat).init(),
+        LogFormat::Json => logs.event_format(tokenward::logging::JsonFormat).init(),
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(tokenward::worker_threads())
@@ -46,12 +49,27 @@ fn main() -> ExitCode {
             Command::Admin(AdminCommand::CreateAccount { email, db }) => {
                 create_account(&email, &db.db).await
             }
+            Command::Admin(AdminCommand::ResetPassword { email, db }) => {
+                reset_password(&email, &db.db).await
+            }
+            Command::Admin(AdminCommand::Disable { email, db }) => {
+                set_disabled(&email, &db.db, true).await
+            }
+            Command::Admin(AdminCommand::Enable { email, db }) => {
+                set_disabled(&email, &db.db, false).await
+            }
+            Command::Backup(args) => backup(args),
+            Command::Check(db) => check(db),
         }
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // A JSON log stays all JSON, the last line included.
+            match log_format {
+                LogFormat::Text => eprintln!("error: {err:#}"),
+                LogFormat::Json => tracing::error!("{err:#}"),
+            }
             ExitCode::FAILURE
         }
     }
@@ -79,6 +97,7 @@ async fn serve(args: ServeArgs, request_log: RequestLog) -> anyhow::Result<()> {
         verify_cache: args.verify_cache,
         request_log: Some(request_log),
         header_timeout: Duration::from_secs(args.header_timeout),
+        metrics_addr: args.metrics_addr,
     };
     tokenward::run(listener, config, shutdown_signal()).await
 }
@@ -107,7 +126,8 @@ async fn shutdown_signal() {
     }
 }
 
-async fn create_account(email: &str, db: &std::path::Path) -> anyhow::Result<()> {
+/// One line from standard input, asking for it first on a terminal.
+fn read_password(email: &str) -> anyhow::Result<String> {
     if std::io::stdin().is_terminal() {
         eprintln!("Password for {email} (one line):");
     }
@@ -116,7 +136,11 @@ async fn create_account(email: &str, db: &std::path::Path) -> anyhow::Result<()>
         .lock()
         .read_line(&mut password)
         .context("while reading the password from standard input")?;
-    let password = password.trim_end_matches(['\n', '\r']).to_owned();
+    Ok(password.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+async fn create_account(email: &str, db: &std::path::Path) -> anyhow::Result<()> {
+    let password = read_password(email)?;
     let account = tokenward::admin::create_account(db, email, password).await?;
     let role = if account.instance_admin {
         " (instance admin)"
@@ -125,4 +149,75 @@ async fn create_account(email: &str, db: &std::path::Path) -> anyhow::Result<()>
     };
     println!("created account {} {}{role}", account.email, account.id);
     Ok(())
+}
+
+async fn reset_password(email: &str, db: &std::path::Path) -> anyhow::Result<()> {
+    let password = read_password(email)?;
+    let account = tokenward::admin::reset_password(db, email, password).await?;
+    println!(
+        "set a new password for {} {}; its sessions have ended",
+        account.email, account.id
+    );
+    Ok(())
+}
+
+async fn set_disabled(email: &str, db: &std::path::Path, disabled: bool) -> anyhow::Result<()> {
+    let account = tokenward::admin::set_disabled(db, email, disabled).await?;
+    if disabled {
+        println!(
+            "disabled {} {}: its sessions have ended and its tokens answer DISABLED",
+            account.email, account.id
+        );
+    } else {
+        println!("enabled {} {}", account.email, account.id);
+    }
+    Ok(())
+}
+
+fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    let written = tokenward::store::SqliteStore::backup(&args.db.db, &args.out)?;
+    let out = args.out.display();
+    if !written.problems.is_empty() {
+        for problem in &written.problems {
+            println!("{problem}");
+        }
+        anyhow::bail!(
+            "the copy {out} failed its integrity check ({} problems above); \
+             run tokenward check on {}",
+            written.problems.len(),
+            args.db.db.display()
+        );
+    }
+    println!(
+        "backup written to {out}: {} bytes, integrity ok",
+        written.bytes
+    );
+    Ok(())
+}
+
+fn check(db: DbArg) -> anyhow::Result<()> {
+    let checked = tokenward::store::SqliteStore::check(&db.db)?;
+    match checked.schema_version {
+        Some(version) if version > checked.known_version => println!(
+            "schema version {version} (newer than this tokenward, which knows up to {})",
+            checked.known_version
+        ),
+        Some(version) => println!(
+            "schema version {version} (this tokenward knows up to {})",
+            checked.known_version
+        ),
+        None => println!("schema version unknown"),
+    }
+    if checked.problems.is_empty() {
+        println!("ok");
+        return Ok(());
+    }
+    for problem in &checked.problems {
+        println!("{problem}");
+    }
+    anyhow::bail!(
+        "{} has {} problems (listed above)",
+        db.db.display(),
+        checked.problems.len()
+    )
 }

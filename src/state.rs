@@ -10,6 +10,7 @@ use crate::auth::jwt::SessionKey;
 use crate::auth::password::Passwords;
 use crate::core::ratelimit::SlidingWindow;
 use crate::logging::RequestLog;
+use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::usage::UsageLog;
 
@@ -35,6 +36,8 @@ pub struct Shared {
     /// proxy in front) rather than from the TCP peer.
     pub trust_proxy: bool,
     pub request_log: Option<RequestLog>,
+    /// Counters for `--metrics-addr`; counting takes no lock.
+    pub metrics: Metrics,
 }
 
 pub struct LoginFailures {
@@ -65,6 +68,7 @@ impl AppState {
             setup_code: Mutex::new(options.setup_code),
             trust_proxy: options.trust_proxy,
             request_log: options.request_log,
+            metrics: Metrics::default(),
         }))
     }
 }

@@ -47,12 +47,19 @@ pub async fn flush(state: &AppState) {
 }
 
 async fn sweep(state: &AppState) {
-    match state.store.purge(Timestamp::now()).await {
-        Ok(report) if report.tokens + report.sessions > 0 => tracing::info!(
-            tokens = report.tokens,
-            sessions = report.sessions,
-            "sweeper removed expired and revoked tokens and dead sessions"
-        ),
+    let purged = state.store.purge(Timestamp::now()).await;
+    state
+        .metrics
+        .swept(purged.as_ref().ok().map(|r| (r.tokens, r.sessions)));
+    match purged {
+        Ok(report) if report.tokens + report.sessions + report.audit_entries > 0 => {
+            tracing::info!(
+                tokens = report.tokens,
+                sessions = report.sessions,
+                audit_entries = report.audit_entries,
+                "sweeper removed expired and revoked tokens, dead sessions and old audit entries"
+            )
+        }
         Ok(_) => tracing::debug!("sweeper found nothing to remove"),
         Err(err) => tracing::warn!(%err, "sweeper could not purge"),
     }

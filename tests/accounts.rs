@@ -393,7 +393,7 @@ fn settings_are_read_by_sessions_and_changed_by_the_instance_admin() {
         json!({
             "default_ttl_seconds": 14400, "max_ttl_seconds": 2592000, "allow_no_expiry": false,
             "reset_grace_seconds": 43200, "purge_after_seconds": 86400, "allow_signup": true,
-            "token_prefix": "tw_"
+            "token_prefix": "tw_", "audit_retention_days": 365
         })
     );
     server

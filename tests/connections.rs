@@ -415,7 +415,7 @@ fn shutdown_is_not_held_up_by_connections_without_a_request_in_flight() {
     assert!(read_response(&mut kept_alive).starts_with("HTTP/1.1 200"));
     // One request in flight: its head is in, its body is not.
     let mut in_flight = server.connect();
-    let body = br#"{"token":"tw_nope"}"#;
+    let body = br#"{"token":"tw_nope","workspace_id":"00000000-0000-4000-8000-000000000000"}"#;
     in_flight
         .write_all(
             format!(

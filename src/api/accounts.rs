@@ -21,6 +21,7 @@ use super::{reply, with};
 use crate::auth::caller::SessionCaller;
 use crate::auth::jwt::Claims;
 use crate::auth::password::Password;
+use crate::core::audit::Actor;
 use crate::core::ids::Id;
 use crate::core::model::{Account, Role, Session, Workspace};
 use crate::core::ratelimit::retry_after_seconds;
@@ -72,6 +73,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 fn sign_up(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("accounts")
         .and(warp::post())
+        .and(auth::client_ip(state.clone()))
         .and(auth::optional_session(state.clone()))
         .and(body::json())
         .and(with(state))
@@ -249,6 +251,7 @@ fn same_secret(a: &str, b: &str) -> bool {
 }
 
 async fn handle_sign_up(
+    ip: Option<IpAddr>,
     session: Option<SessionCaller>,
     mut fields: Fields,
     state: AppState,
@@ -279,23 +282,26 @@ async fn handle_sign_up(
     let now = Timestamp::now();
     let (account, _workspace) = state
         .store
-        .create_account(NewAccount {
-            id: Id::new(),
-            workspace_name: personal_workspace_name(&email),
-            email,
-            password_hash: hash,
-            now,
-            allowed: SignUpRules {
-                by: session.as_ref().map(|s| s.account.id),
-                setup_code_matched,
-                from_cli: false,
+        .create_account(
+            NewAccount {
+                id: Id::new(),
+                workspace_name: personal_workspace_name(&email),
+                email,
+                password_hash: hash,
+                now,
+                allowed: SignUpRules {
+                    by: session.as_ref().map(|s| s.account.id),
+                    setup_code_matched,
+                    from_cli: false,
+                },
             },
-        })
+            Actor::session(session.as_ref().map(|s| s.account.id), ip),
+        )
         .await?;
     if account.instance_admin {
         lock(&state.setup_code).take();
     }
-    let (token, expires_at) = start_session(&state, account.id).await?;
+    let (token, expires_at) = start_session(&state, account.id, ip).await?;
     Ok(reply::created(&SignedIn {
         account: &account,
         token: Some(token),
@@ -312,6 +318,7 @@ fn personal_workspace_name(email: &str) -> String {
 async fn start_session(
     state: &AppState,
     account_id: Id<Account>,
+    ip: Option<IpAddr>,
 ) -> Result<(String, Timestamp), ApiError> {
     let now = Timestamp::now();
     let session = Session {
@@ -320,7 +327,10 @@ async fn start_session(
         created_at: now,
         expires_at: now.plus(SESSION_SECONDS),
     };
-    state.store.create_session(session.clone()).await?;
+    state
+        .store
+        .create_session(session.clone(), Actor::session(Some(account_id), ip))
+        .await?;
     let jwt = state.session_key.sign(&Claims {
         sub: account_id.to_string(),
         jti: session.id.to_string(),
@@ -388,7 +398,8 @@ async fn handle_sign_in(
         return Err(ApiError::internal("sign-in", "fields passed without values").into());
     };
     let email = email.trim().to_lowercase();
-    let attempt = Attempt::begin(&state, &email, ip)?;
+    let attempt =
+        Attempt::begin(&state, &email, ip).inspect_err(|_| state.metrics.sign_in_locked_out())?;
 
     let found = state.store.credentials(email.clone()).await?;
     let (account, hash) = match found {
@@ -410,11 +421,18 @@ async fn handle_sign_in(
         .map_err(|e| ApiError::internal("checking a password", e))?;
     let account = match account {
         Some(account) if matches && !account.disabled => account,
-        _ => return Err(ApiError::InvalidCredentials.into()),
+        _ => {
+            state
+                .store
+                .record_sign_in_failure(email, Actor::session(None, ip))
+                .await?;
+            state.metrics.sign_in_failed();
+            return Err(ApiError::InvalidCredentials.into());
+        }
     };
     attempt.succeeded(&state);
 
-    let (token, expires_at) = start_session(&state, account.id).await?;
+    let (token, expires_at) = start_session(&state, account.id, ip).await?;
     if !cookie {
         return Ok(reply::created(&SignedIn {
             account: &account,
@@ -441,7 +459,7 @@ async fn handle_sign_in(
 async fn handle_sign_out(session: SessionCaller, state: AppState) -> Result<Response, Rejection> {
     state
         .store
-        .revoke_session(session.session_id, Timestamp::now())
+        .revoke_session(session.session_id, Timestamp::now(), session.actor())
         .await?;
     let mut response = reply::no_content();
     if session.via_cookie {
@@ -523,6 +541,7 @@ async fn handle_change_password(
             hash,
             session.session_id,
             Timestamp::now(),
+            session.actor(),
         )
         .await?;
     Ok(reply::ok(

@@ -115,6 +115,7 @@ async fn session_from_jwt(
     state: &AppState,
     jwt: &str,
     via_cookie: bool,
+    ip: Option<IpAddr>,
 ) -> Result<SessionCaller, ApiError> {
     let now = Timestamp::now();
     let claims = state
@@ -140,6 +141,7 @@ async fn session_from_jwt(
         account,
         session_id: session.id,
         via_cookie,
+        ip,
     })
 }
 
@@ -168,7 +170,7 @@ async fn resolve(state: &AppState, presented: &Presented) -> Result<Option<Resol
     if let Some(credential) = bearer(presented.authorization.as_deref())? {
         return if looks_like_jwt(credential) {
             Ok(Some(Resolved::Session(
-                session_from_jwt(state, credential, false).await?,
+                session_from_jwt(state, credential, false, presented.ip).await?,
             )))
         } else {
             Ok(Some(token_caller(state, credential, presented.ip).await?))
@@ -177,7 +179,7 @@ async fn resolve(state: &AppState, presented: &Presented) -> Result<Option<Resol
     let Some(cookie) = presented.cookie.as_deref() else {
         return Ok(None);
     };
-    let session = session_from_jwt(state, cookie, true).await?;
+    let session = session_from_jwt(state, cookie, true, presented.ip).await?;
     csrf_check(presented)?;
     Ok(Some(Resolved::Session(session)))
 }
@@ -264,7 +266,8 @@ pub fn optional_session(
                 let Some(cookie) = cookie else {
                     return Ok(None);
                 };
-                let Ok(session) = session_from_jwt(&state, &cookie, true).await else {
+                let Ok(session) = session_from_jwt(&state, &cookie, true, presented.ip).await
+                else {
                     return Ok(None);
                 };
                 // A live cookie acts for its account, so the CSRF rule
@@ -346,6 +349,7 @@ async fn workspace_caller(state: &AppState, presented: Presented) -> Result<Call
                 workspace_id: grant.token.workspace_id,
                 membership,
                 credential: Credential::Token(grant),
+                ip: presented.ip,
             })
         }
         Some(Resolved::Session(session)) => {
@@ -376,6 +380,7 @@ async fn workspace_caller(state: &AppState, presented: Presented) -> Result<Call
                 workspace_id,
                 membership,
                 credential: Credential::Session(session.session_id),
+                ip: presented.ip,
             })
         }
     }

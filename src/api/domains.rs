@@ -220,7 +220,7 @@ async fn handle_create(
     };
     let token = state
         .store
-        .create_domain(caller.workspace_id, domain.clone(), token)
+        .create_domain(caller.workspace_id, domain.clone(), token, caller.actor())
         .await?;
     Ok(reply::created(&Created {
         domain,
@@ -259,7 +259,7 @@ async fn handle_delete(
     caller.require(Scope::full(Resource::Domains))?;
     state
         .store
-        .delete_domain(caller.workspace_id, id, Timestamp::now())
+        .delete_domain(caller.workspace_id, id, Timestamp::now(), caller.actor())
         .await?;
     Ok(reply::no_content())
 }

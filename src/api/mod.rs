@@ -3,6 +3,8 @@
 //! security headers, and one log line per request.
 
 mod accounts;
+mod admin_accounts;
+mod audit;
 mod auth;
 mod body;
 mod domains;
@@ -33,6 +35,13 @@ use crate::store::StoreError;
 pub use body::MAX_BODY_BYTES;
 pub use openapi::build as openapi_document;
 
+/// The request body reader on its own, for the fuzz targets (`fuzz/`) and the
+/// replay of their corpora (`tests/fuzz_corpus.rs`). Not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::body::{Fields, from_bytes};
+}
+
 /// Hands the shared state to a handler.
 fn with(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
@@ -42,6 +51,7 @@ fn with(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallibl
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     openapi::prepare();
     let request_log = state.request_log.clone();
+    let counted = state.clone();
     let v1 = || warp::path("api").and(warp::path("v1"));
     // Verification is tried first and on its own, unboxed: it is the hot
     // path, and every layer of routing it skips is time it does not spend.
@@ -56,11 +66,17 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
             .unify()
             .or(settings::routes(state.clone()))
             .unify()
+            .or(audit::routes(state.clone()))
+            .unify()
+            .or(admin_accounts::routes(state.clone()))
+            .unify()
             .or(openapi::routes())
             .unify(),
     );
     verify
         .or(api)
+        .unify()
+        .or(no_metrics_here())
         .unify()
         .or(web::routes(state))
         .unify()
@@ -76,6 +92,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
             let (method, path) = (info.method().as_str(), info.path());
             let status = info.status().as_u16();
             let latency_us = u64::try_from(info.elapsed().as_micros()).unwrap_or(u64::MAX);
+            counted.metrics.request(method, path, status, latency_us);
             match &request_log {
                 Some(log) if RequestLog::enabled() => log.record(method, path, status, latency_us),
                 Some(_) => {}
@@ -90,6 +107,15 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         }))
         .map(warp::Reply::into_response)
         .boxed()
+}
+
+/// GET /metrics
+///
+/// Metrics are served only on `--metrics-addr`; here the path is not found,
+/// rather than a web UI page, so a scraper pointed at the wrong port says
+/// so.
+fn no_metrics_here() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("metrics").map(|| reply::error(&ApiError::NotFound))
 }
 
 /// The web UI's pages may load their own scripts, styles and images.

@@ -169,9 +169,10 @@ async fn handle_update(
         purge_after_seconds: fields.integer("purge_after_seconds"),
         allow_signup: fields.boolean("allow_signup"),
         token_prefix: fields.string("token_prefix"),
+        audit_retention_days: fields.integer("audit_retention_days"),
     };
     fields.finish()?;
-    let settings = state.store.update_settings(patch).await?;
+    let settings = state.store.update_settings(patch, session.actor()).await?;
     Ok(reply::ok(&settings))
 }
 

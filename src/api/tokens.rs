@@ -523,6 +523,7 @@ async fn handle_verify(
             (code, Some(grant))
         }
     };
+    state.metrics.verified(code);
     let valid = code == "VALID";
     if !valid && limited {
         note_failure(&state, ip);
@@ -643,17 +644,20 @@ async fn handle_create(
     let secret = new_secret(&prefix_for(&state, caller.workspace_id, &settings).await?)?;
     let token = state
         .store
-        .create_token(NewToken {
-            id: Id::new(),
-            workspace_id: caller.workspace_id,
-            owner: caller.account.clone(),
-            name: TokenName::Given(name),
-            hash: secret.hash(),
-            hint: secret.hint(),
-            scopes,
-            created_at: now,
-            expires_at,
-        })
+        .create_token(
+            NewToken {
+                id: Id::new(),
+                workspace_id: caller.workspace_id,
+                owner: caller.account.clone(),
+                name: TokenName::Given(name),
+                hash: secret.hash(),
+                hint: secret.hint(),
+                scopes,
+                created_at: now,
+                expires_at,
+            },
+            caller.actor(),
+        )
         .await?;
     Ok(reply::created(
         &TokenView::new(&token, &state.usage, now).with_secret(&secret),
@@ -728,6 +732,7 @@ async fn handle_update(
             TokenEdit { name, scopes },
             now,
             caller.acting_on(),
+            caller.actor(),
         )
         .await?;
     Ok(reply::ok(&TokenView::new(&token, &state.usage, now)))
@@ -742,7 +747,7 @@ async fn handle_revoke(
     manageable(&state, &caller, id).await?;
     state
         .store
-        .revoke_token(caller.workspace_id, id, Timestamp::now())
+        .revoke_token(caller.workspace_id, id, Timestamp::now(), caller.actor())
         .await?;
     Ok(reply::no_content())
 }
@@ -789,7 +794,13 @@ async fn handle_reset(
     let old_expires_at = expiry::grace_end(old.expires_at, now, grace);
     let token = state
         .store
-        .rotate_token(old.id, new, old_expires_at, caller.acting_on())
+        .rotate_token(
+            old.id,
+            new,
+            old_expires_at,
+            caller.acting_on(),
+            caller.actor(),
+        )
         .await?;
     Ok(reply::created(
         &TokenView::new(&token, &state.usage, now).with_secret(&secret),

@@ -480,7 +480,13 @@ async fn handle_create(
     };
     let workspace = state
         .store
-        .create_workspace(session.account.id, name, prefix, Timestamp::now())
+        .create_workspace(
+            session.account.id,
+            name,
+            prefix,
+            Timestamp::now(),
+            session.actor(),
+        )
         .await?;
     Ok(reply::created(&WorkspaceView {
         workspace,
@@ -513,7 +519,10 @@ async fn handle_update(
         .and_then(|n| fields.check("name", validate::display_name(&n)));
     let prefix = prefix_field(&mut fields);
     fields.finish()?;
-    let workspace = state.store.update_workspace(id, name, prefix).await?;
+    let workspace = state
+        .store
+        .update_workspace(id, name, prefix, session.actor())
+        .await?;
     Ok(reply::ok(&WorkspaceView {
         workspace,
         role: membership.role,
@@ -563,7 +572,7 @@ async fn handle_add_member(
     };
     let member = state
         .store
-        .add_member(id, email, membership, Timestamp::now())
+        .add_member(id, email, membership, Timestamp::now(), session.actor())
         .await?;
     Ok(reply::created(&member))
 }
@@ -579,7 +588,10 @@ async fn handle_update_member(
     let role = role_field(&mut fields);
     let scopes = fields.scopes("scopes");
     fields.finish()?;
-    let member = state.store.update_member(id, account, role, scopes).await?;
+    let member = state
+        .store
+        .update_member(id, account, role, scopes, session.actor())
+        .await?;
     Ok(reply::ok(&member))
 }
 
@@ -590,7 +602,10 @@ async fn handle_remove_member(
     state: AppState,
 ) -> Result<Response, Rejection> {
     require_admin(&state, id, &session).await?;
-    state.store.remove_member(id, account).await?;
+    state
+        .store
+        .remove_member(id, account, session.actor())
+        .await?;
     Ok(reply::no_content())
 }
 
@@ -622,7 +637,7 @@ async fn handle_put_scope(
     fields.finish()?;
     let entry = state
         .store
-        .put_catalog_entry(id, CatalogEntry { name, description })
+        .put_catalog_entry(id, CatalogEntry { name, description }, session.actor())
         .await?;
     Ok(reply::ok(&entry))
 }
@@ -636,7 +651,7 @@ async fn handle_delete_scope(
     require_admin(&state, id, &session).await?;
     state
         .store
-        .delete_catalog_entry(id, name, Timestamp::now())
+        .delete_catalog_entry(id, name, Timestamp::now(), session.actor())
         .await?;
     Ok(reply::no_content())
 }

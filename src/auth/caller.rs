@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
+use std::net::IpAddr;
+
 use crate::core::acting::ActingOn;
+use crate::core::audit::Actor;
 use crate::core::expiry::Ceiling;
 use crate::core::ids::Id;
 use crate::core::model::{
@@ -18,6 +21,14 @@ pub struct SessionCaller {
     pub account: Account,
     pub session_id: Id<Session>,
     pub via_cookie: bool,
+    /// The client's address, for the audit log.
+    pub ip: Option<IpAddr>,
+}
+
+impl SessionCaller {
+    pub fn actor(&self) -> Actor {
+        Actor::session(Some(self.account.id), self.ip)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -34,6 +45,8 @@ pub struct Caller {
     pub workspace_id: Id<Workspace>,
     pub membership: Membership,
     pub credential: Credential,
+    /// The client's address, for the audit log.
+    pub ip: Option<IpAddr>,
 }
 
 impl Caller {
@@ -97,6 +110,14 @@ impl Caller {
             Some(scope) => Err(ApiError::Forbidden(format!(
                 "you cannot hand out {scope}: you do not hold it yourself"
             ))),
+        }
+    }
+
+    /// Who this is, for the audit log.
+    pub fn actor(&self) -> Actor {
+        match &self.credential {
+            Credential::Session(_) => Actor::session(Some(self.account.id), self.ip),
+            Credential::Token(grant) => Actor::token(self.account.id, grant.token.id, self.ip),
         }
     }
 

@@ -2,6 +2,7 @@
 //! directly.
 
 pub mod acting;
+pub mod audit;
 pub mod expiry;
 pub mod ids;
 pub mod keyhash;

@@ -10,6 +10,7 @@ use super::token_format::Prefix;
 pub const TTL_RANGE: (i64, i64) = (60, 31_536_000);
 pub const GRACE_RANGE: (i64, i64) = (0, 604_800);
 pub const PURGE_RANGE: (i64, i64) = (0, 31_536_000);
+pub const AUDIT_RETENTION_RANGE: (i64, i64) = (1, 3650);
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Settings {
@@ -20,6 +21,8 @@ pub struct Settings {
     pub purge_after_seconds: i64,
     pub allow_signup: bool,
     pub token_prefix: String,
+    /// Days audit entries are kept (§11).
+    pub audit_retention_days: i64,
 }
 
 impl Default for Settings {
@@ -32,6 +35,7 @@ impl Default for Settings {
             purge_after_seconds: 86_400,
             allow_signup: false,
             token_prefix: "tw_".to_owned(),
+            audit_retention_days: 365,
         }
     }
 }
@@ -46,6 +50,7 @@ pub struct SettingsPatch {
     pub purge_after_seconds: Option<i64>,
     pub allow_signup: Option<bool>,
     pub token_prefix: Option<String>,
+    pub audit_retention_days: Option<i64>,
 }
 
 /// Field name → problem, for a `422 validation_failed`.
@@ -90,6 +95,12 @@ impl Settings {
             patch.purge_after_seconds,
             PURGE_RANGE,
             &mut next.purge_after_seconds,
+        );
+        range(
+            "audit_retention_days",
+            patch.audit_retention_days,
+            AUDIT_RETENTION_RANGE,
+            &mut next.audit_retention_days,
         );
         if let Some(allow) = patch.allow_no_expiry {
             next.allow_no_expiry = allow;

@@ -72,15 +72,20 @@ pub fn request_line(
 
 /// `2026-03-25T14:00:00.007Z  INFO target:`
 fn write_head(out: &mut impl Write, level: Level, target: &str) -> fmt::Result {
+    write_stamp(out)?;
+    out.write_str(padded(level))?;
+    out.write_str(target)?;
+    out.write_char(':')
+}
+
+/// Now, as `2026-03-25T14:00:00.007Z`.
+pub(super) fn write_stamp(out: &mut impl Write) -> fmt::Result {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let stamp = Timestamp::rfc3339_millis(since_epoch);
     // The stamp is ASCII digits and separators only.
-    out.write_str(std::str::from_utf8(&stamp).unwrap_or("1970-01-01T00:00:00.000Z"))?;
-    out.write_str(padded(level))?;
-    out.write_str(target)?;
-    out.write_char(':')
+    out.write_str(std::str::from_utf8(&stamp).unwrap_or("1970-01-01T00:00:00.000Z"))
 }
 
 fn padded(level: Level) -> &'static str {
@@ -104,7 +109,7 @@ fn write_text(out: &mut impl Write, value: &str) -> fmt::Result {
 
 /// Digits written directly: the formatting machinery costs more than the
 /// number.
-fn write_integer(out: &mut impl Write, negative: bool, magnitude: u64) -> fmt::Result {
+pub(super) fn write_integer(out: &mut impl Write, negative: bool, magnitude: u64) -> fmt::Result {
     let mut digits = [0u8; 21];
     let mut at = digits.len();
     let mut rest = magnitude;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::core::acting::ActingOn;
+use crate::core::audit::{Actor, Entry};
 use crate::core::ids::Id;
 use crate::core::model::{
     Account, AccountRef, CatalogEntry, Domain, Member, Membership, Role, Session, Token,
@@ -40,6 +41,14 @@ pub enum StoreError {
     AlreadyMember,
     #[error("last admin of the workspace")]
     LastAdmin,
+    /// The write would leave the instance without an enabled instance
+    /// admin.
+    #[error("last enabled instance admin")]
+    LastInstanceAdmin,
+    /// Deleting the account would leave this workspace, which has other
+    /// members, without an admin.
+    #[error("only admin of the workspace {0}")]
+    OnlyWorkspaceAdmin(String),
     #[error("token is {0:?}")]
     TokenInactive(TokenState),
     #[error("token was already reset")]
@@ -157,12 +166,64 @@ pub struct TokenUse {
 pub struct PurgeReport {
     pub tokens: u64,
     pub sessions: u64,
+    /// Audit entries older than `audit_retention_days`.
+    pub audit_entries: u64,
 }
 
 /// A domain and how many active tokens hold one of its scopes.
 pub struct DomainUsage {
     pub domain: Domain,
     pub active_tokens: u64,
+}
+
+/// Whose entries an audit query reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditScope {
+    Workspace(Id<Workspace>),
+    /// Instance-wide entries (sign-ins, settings, accounts).
+    Instance,
+}
+
+/// A `GET /audit` query.
+#[derive(Clone, Debug)]
+pub struct AuditQuery {
+    pub scope: AuditScope,
+    pub action: Option<String>,
+    /// An account or token id that acted.
+    pub actor: Option<String>,
+    /// The id of what was changed.
+    pub target: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    pub page: Paging,
+}
+
+/// An account as the instance admin sees it (§11 "Accounts").
+#[derive(Clone, Debug)]
+pub struct AccountSummary {
+    pub account: Account,
+    pub disabled_at: Option<Timestamp>,
+    /// Workspaces it is a member of.
+    pub workspaces: u64,
+    /// Its tokens that are active now (they verify only while it is
+    /// enabled).
+    pub active_tokens: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct AccountQuery {
+    /// Part of the email, in lower case; empty for every account.
+    pub email_contains: String,
+    pub now: Timestamp,
+    pub page: Paging,
+}
+
+/// Tokens not yet purged, by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenCounts {
+    pub active: u64,
+    pub expired: u64,
+    pub revoked: u64,
 }
 
 #[async_trait]
@@ -176,7 +237,7 @@ pub trait Store: Send + Sync + 'static {
     async fn has_accounts(&self) -> Result<bool>;
     /// Creates the account with its personal workspace; the first account
     /// ever becomes the instance admin.
-    async fn create_account(&self, new: NewAccount) -> Result<(Account, Workspace)>;
+    async fn create_account(&self, new: NewAccount, by: Actor) -> Result<(Account, Workspace)>;
     async fn account(&self, id: Id<Account>) -> Result<Option<Account>>;
     /// An account and its password hash, for sign-in.
     async fn credentials(&self, email: String) -> Result<Option<(Account, String)>>;
@@ -187,15 +248,16 @@ pub trait Store: Send + Sync + 'static {
         hash: String,
         keep: Id<Session>,
         now: Timestamp,
+        by: Actor,
     ) -> Result<()>;
-    async fn create_session(&self, session: Session) -> Result<()>;
+    async fn create_session(&self, session: Session, by: Actor) -> Result<()>;
     /// The session and its account, if neither revoked nor expired.
     async fn live_session(
         &self,
         id: Id<Session>,
         now: Timestamp,
     ) -> Result<Option<(Session, Account)>>;
-    async fn revoke_session(&self, id: Id<Session>, now: Timestamp) -> Result<()>;
+    async fn revoke_session(&self, id: Id<Session>, now: Timestamp, by: Actor) -> Result<()>;
 
     // Workspaces, members, scope catalog.
     async fn workspaces_of(&self, account: Id<Account>) -> Result<Vec<(Workspace, Role)>>;
@@ -211,12 +273,14 @@ pub trait Store: Send + Sync + 'static {
         name: String,
         token_prefix: Option<String>,
         now: Timestamp,
+        by: Actor,
     ) -> Result<Workspace>;
     async fn update_workspace(
         &self,
         id: Id<Workspace>,
         name: Option<String>,
         token_prefix: Option<Option<String>>,
+        by: Actor,
     ) -> Result<Workspace>;
     async fn members(&self, workspace: Id<Workspace>) -> Result<Vec<Member>>;
     async fn add_member(
@@ -225,6 +289,7 @@ pub trait Store: Send + Sync + 'static {
         email: String,
         membership: Membership,
         now: Timestamp,
+        by: Actor,
     ) -> Result<Member>;
     async fn update_member(
         &self,
@@ -232,13 +297,20 @@ pub trait Store: Send + Sync + 'static {
         account: Id<Account>,
         role: Option<Role>,
         scopes: Option<Vec<Scope>>,
+        by: Actor,
     ) -> Result<Member>;
-    async fn remove_member(&self, workspace: Id<Workspace>, account: Id<Account>) -> Result<()>;
+    async fn remove_member(
+        &self,
+        workspace: Id<Workspace>,
+        account: Id<Account>,
+        by: Actor,
+    ) -> Result<()>;
     async fn catalog(&self, workspace: Id<Workspace>) -> Result<Vec<CatalogEntry>>;
     async fn put_catalog_entry(
         &self,
         workspace: Id<Workspace>,
         entry: CatalogEntry,
+        by: Actor,
     ) -> Result<CatalogEntry>;
     /// Removes the scope from the catalog, every token and every grant;
     /// tokens left with no scope are revoked.
@@ -247,15 +319,16 @@ pub trait Store: Send + Sync + 'static {
         workspace: Id<Workspace>,
         name: String,
         now: Timestamp,
+        by: Actor,
     ) -> Result<()>;
 
     // Instance settings.
     async fn settings(&self) -> Result<Settings>;
     /// Applies the patch atomically, or changes nothing.
-    async fn update_settings(&self, patch: SettingsPatch) -> Result<Settings>;
+    async fn update_settings(&self, patch: SettingsPatch, by: Actor) -> Result<Settings>;
 
     // API tokens.
-    async fn create_token(&self, new: NewToken) -> Result<Token>;
+    async fn create_token(&self, new: NewToken, by: Actor) -> Result<Token>;
     async fn token(&self, workspace: Id<Workspace>, id: Id<Token>) -> Result<Option<Token>>;
     async fn list_tokens(&self, query: TokenQuery) -> Result<Page<Token>>;
     /// Edits a token; a scope change is checked against `acting` and the
@@ -267,6 +340,7 @@ pub trait Store: Send + Sync + 'static {
         edit: TokenEdit,
         now: Timestamp,
         acting: ActingOn,
+        by: Actor,
     ) -> Result<Token>;
     /// Revokes at once; revoking a revoked token is a no-op.
     async fn revoke_token(
@@ -274,6 +348,7 @@ pub trait Store: Send + Sync + 'static {
         workspace: Id<Workspace>,
         id: Id<Token>,
         now: Timestamp,
+        by: Actor,
     ) -> Result<()>;
     /// Creates `new` in place of `old`, which lives on until
     /// `old_expires_at` and points at its replacement. The new token gets
@@ -285,6 +360,7 @@ pub trait Store: Send + Sync + 'static {
         new: NewToken,
         old_expires_at: Timestamp,
         acting: ActingOn,
+        by: Actor,
     ) -> Result<Token>;
     /// The verify path: one indexed read (or a cache hit), never a write.
     async fn token_grant(&self, hash: TokenHash) -> Result<Option<Arc<TokenGrant>>>;
@@ -300,6 +376,7 @@ pub trait Store: Send + Sync + 'static {
         workspace: Id<Workspace>,
         domain: Domain,
         token: NewToken,
+        by: Actor,
     ) -> Result<Token>;
     async fn domains(&self, workspace: Id<Workspace>, now: Timestamp) -> Result<Vec<DomainUsage>>;
     async fn domain(
@@ -315,5 +392,40 @@ pub trait Store: Send + Sync + 'static {
         workspace: Id<Workspace>,
         id: Id<Domain>,
         now: Timestamp,
+        by: Actor,
     ) -> Result<()>;
+
+    // The audit log (§11).
+    /// A failed sign-in: only an audit entry (the lockout is in memory).
+    /// The email is recorded only when it names an account.
+    async fn record_sign_in_failure(&self, email: String, by: Actor) -> Result<()>;
+    async fn audit_entries(&self, query: AuditQuery) -> Result<Page<Entry>>;
+    // Instance administration (§11 "Accounts"). Each is one write whose
+    // rules are decided inside it.
+    async fn list_accounts(&self, query: AccountQuery) -> Result<Page<AccountSummary>>;
+    /// Disables an account, ending its sessions for good (its tokens answer
+    /// `DISABLED` until it is enabled again), or enables it. Never leaves
+    /// the instance without an enabled instance admin.
+    async fn set_account_disabled(
+        &self,
+        id: Id<Account>,
+        disabled: bool,
+        now: Timestamp,
+        by: Actor,
+    ) -> Result<AccountSummary>;
+    /// Deletes an account with its sessions, memberships and tokens, and the
+    /// workspaces it leaves with no member. Never the last enabled instance
+    /// admin, nor the only admin of a workspace that has other members.
+    async fn delete_account(&self, id: Id<Account>, by: Actor) -> Result<()>;
+    /// Sets a new password for the account with this email and ends every
+    /// one of its sessions (the command line's reset).
+    async fn reset_password(
+        &self,
+        email: String,
+        hash: String,
+        now: Timestamp,
+        by: Actor,
+    ) -> Result<Account>;
+    /// Tokens by state now: a count for the metrics.
+    async fn token_counts(&self, now: Timestamp) -> Result<TokenCounts>;
 }

@@ -2,7 +2,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
-use super::{settings, workspaces};
+use super::{audit, settings, workspaces};
+use crate::core::audit::{Actor, Change, Target};
 use crate::core::ids::Id;
 use crate::core::model::{Account, Session, Workspace};
 use crate::core::time::Timestamp;
@@ -30,7 +31,7 @@ pub fn has_accounts(conn: &Connection) -> Result<bool> {
     )
 }
 
-pub fn create(tx: &Transaction, new: &NewAccount) -> Result<(Account, Workspace)> {
+pub fn create(tx: &Transaction, new: &NewAccount, by: &Actor) -> Result<(Account, Workspace)> {
     let first = !has_accounts(tx)?;
     let rules = &new.allowed;
     if !rules.from_cli {
@@ -63,6 +64,10 @@ pub fn create(tx: &Transaction, new: &NewAccount) -> Result<(Account, Workspace)
         disabled: false,
         created_at: new.now,
     };
+    let change = Change::new("account.create", None, account_target(&account))
+        .with("instance_admin", first)
+        .with("workspace_id", workspace.id.to_string());
+    audit::record(tx, by, &change)?;
     Ok((account, workspace))
 }
 
@@ -96,12 +101,21 @@ pub fn credentials(conn: &Connection, email: &str) -> Result<Option<(Account, St
         .optional()?)
 }
 
+fn account_target(account: &Account) -> Target {
+    Target::new("account", account.id, account.email.clone())
+}
+
+fn existing(conn: &Connection, id: Id<Account>) -> Result<Account> {
+    by_id(conn, id)?.ok_or(StoreError::NotFound)
+}
+
 pub fn change_password(
     tx: &Transaction,
     id: Id<Account>,
     hash: &str,
     keep: Id<Session>,
     now: Timestamp,
+    by: &Actor,
 ) -> Result<()> {
     let changed = tx.execute(
         "UPDATE accounts SET password_hash = ?2 WHERE id = ?1",
@@ -110,15 +124,17 @@ pub fn change_password(
     if changed == 0 {
         return Err(StoreError::NotFound);
     }
-    tx.execute(
+    let ended = tx.execute(
         "UPDATE sessions SET revoked_at = ?3
          WHERE account_id = ?1 AND id <> ?2 AND revoked_at IS NULL",
         params![id, keep, now],
     )?;
-    Ok(())
+    let change = Change::new("account.password", None, account_target(&existing(tx, id)?))
+        .with("sessions_ended", ended);
+    audit::record(tx, by, &change)
 }
 
-pub fn create_session(tx: &Transaction, session: &Session) -> Result<()> {
+pub fn create_session(tx: &Transaction, session: &Session, by: &Actor) -> Result<()> {
     tx.execute(
         "INSERT INTO sessions (id, account_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
         params![
@@ -128,7 +144,31 @@ pub fn create_session(tx: &Transaction, session: &Session) -> Result<()> {
             session.expires_at
         ],
     )?;
-    Ok(())
+    let account = existing(tx, session.account_id)?;
+    audit::record(
+        tx,
+        by,
+        &Change::new("session.create", None, account_target(&account)),
+    )
+}
+
+/// A failed sign-in leaves only its audit entry. An email that names no
+/// account is not recorded: people type passwords into email fields.
+pub fn record_sign_in_failure(tx: &Transaction, email: &str, by: &Actor) -> Result<()> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.email = ?1");
+    let account = tx
+        .query_row(&sql, [email], |row| account_from_row(row, 0))
+        .optional()?;
+    let target = match &account {
+        Some(account) => account_target(account),
+        None => Target {
+            kind: "account",
+            id: None,
+            name: None,
+        },
+    };
+    let change = Change::new("session.fail", None, target).with("known_account", account.is_some());
+    audit::record(tx, by, &change)
 }
 
 pub fn live_session(
@@ -155,10 +195,26 @@ pub fn live_session(
         .optional()?)
 }
 
-pub fn revoke_session(tx: &Transaction, id: Id<Session>, now: Timestamp) -> Result<()> {
-    tx.execute(
+pub fn revoke_session(tx: &Transaction, id: Id<Session>, now: Timestamp, by: &Actor) -> Result<()> {
+    let ended = tx.execute(
         "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
         params![id, now],
     )?;
-    Ok(())
+    if ended == 0 {
+        return Ok(());
+    }
+    let account: Id<Account> = tx.query_row(
+        "SELECT account_id FROM sessions WHERE id = ?1",
+        [id],
+        |row| row.get(0),
+    )?;
+    audit::record(
+        tx,
+        by,
+        &Change::new(
+            "session.revoke",
+            None,
+            account_target(&existing(tx, account)?),
+        ),
+    )
 }

@@ -2,7 +2,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
-use super::{tokens, workspaces};
+use super::{audit, tokens, workspaces};
+use crate::core::audit::{Actor, Change, Target};
 use crate::core::ids::Id;
 use crate::core::model::{Domain, Token, Workspace};
 use crate::core::scopes::Resource;
@@ -36,6 +37,7 @@ pub fn create(
     workspace: Id<Workspace>,
     domain: &Domain,
     token: &NewToken,
+    by: &Actor,
 ) -> Result<Token> {
     let exists: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM domains WHERE workspace_id = ?1 AND name = ?2)",
@@ -49,7 +51,18 @@ pub fn create(
         "INSERT INTO domains (id, workspace_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![domain.id, workspace, domain.name, domain.created_at],
     )?;
-    tokens::create(tx, token)
+    let created = tokens::create(tx, token)?;
+    let change = Change::new(
+        "domain.create",
+        Some(workspace),
+        Target::new("domain", domain.id, domain.name.clone()),
+    )
+    .with("token_id", created.id.to_string())
+    .with("token_name", created.name.clone())
+    .with("token_hint", created.hint.clone());
+    // One change, one entry: the domain's token is part of it.
+    audit::record(tx, by, &change)?;
+    Ok(created)
 }
 
 pub fn list(
@@ -87,6 +100,7 @@ pub fn delete(
     workspace: Id<Workspace>,
     id: Id<Domain>,
     now: Timestamp,
+    by: &Actor,
 ) -> Result<()> {
     let name: String = tx
         .query_row(
@@ -97,5 +111,11 @@ pub fn delete(
         .optional()?
         .ok_or(StoreError::NotFound)?;
     tx.execute("DELETE FROM domains WHERE id = ?1", [id])?;
-    workspaces::strip_resource(tx, workspace, &Resource::Domain(name), now)
+    workspaces::strip_resource(tx, workspace, &Resource::Domain(name.clone()), now)?;
+    let change = Change::new(
+        "domain.delete",
+        Some(workspace),
+        Target::new("domain", id, name),
+    );
+    audit::record(tx, by, &change)
 }

@@ -2,6 +2,9 @@
 //! `synchronous=FULL`, an r2d2 pool, and every call off the async runtime.
 
 mod accounts;
+mod admin;
+mod audit;
+pub mod backup;
 mod cache;
 mod domains;
 pub mod migrations;
@@ -20,10 +23,11 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRe
 use rusqlite::{Connection, ErrorCode, ToSql, Transaction, TransactionBehavior};
 
 use super::{
-    DomainUsage, NewAccount, NewToken, Page, PurgeReport, Result, Store, StoreError, TokenEdit,
-    TokenQuery, TokenUse,
+    AccountQuery, AccountSummary, AuditQuery, DomainUsage, NewAccount, NewToken, Page, PurgeReport,
+    Result, Store, StoreError, TokenCounts, TokenEdit, TokenQuery, TokenUse,
 };
 use crate::core::acting::ActingOn;
+use crate::core::audit::{Actor, Change, Entry, Target};
 use crate::core::ids::Id;
 use crate::core::model::{
     Account, CatalogEntry, Domain, Member, Membership, Role, Session, Token, TokenGrant, Workspace,
@@ -267,8 +271,8 @@ impl Store for SqliteStore {
         self.read(accounts::has_accounts).await
     }
 
-    async fn create_account(&self, new: NewAccount) -> Result<(Account, Workspace)> {
-        self.write(move |tx| accounts::create(tx, &new)).await
+    async fn create_account(&self, new: NewAccount, by: Actor) -> Result<(Account, Workspace)> {
+        self.write(move |tx| accounts::create(tx, &new, &by)).await
     }
 
     async fn account(&self, id: Id<Account>) -> Result<Option<Account>> {
@@ -286,13 +290,14 @@ impl Store for SqliteStore {
         hash: String,
         keep: Id<Session>,
         now: Timestamp,
+        by: Actor,
     ) -> Result<()> {
-        self.write(move |tx| accounts::change_password(tx, id, &hash, keep, now))
+        self.write(move |tx| accounts::change_password(tx, id, &hash, keep, now, &by))
             .await
     }
 
-    async fn create_session(&self, session: Session) -> Result<()> {
-        self.write(move |tx| accounts::create_session(tx, &session))
+    async fn create_session(&self, session: Session, by: Actor) -> Result<()> {
+        self.write(move |tx| accounts::create_session(tx, &session, &by))
             .await
     }
 
@@ -305,8 +310,8 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn revoke_session(&self, id: Id<Session>, now: Timestamp) -> Result<()> {
-        self.write(move |tx| accounts::revoke_session(tx, id, now))
+    async fn revoke_session(&self, id: Id<Session>, now: Timestamp, by: Actor) -> Result<()> {
+        self.write(move |tx| accounts::revoke_session(tx, id, now, &by))
             .await
     }
 
@@ -334,9 +339,12 @@ impl Store for SqliteStore {
         name: String,
         token_prefix: Option<String>,
         now: Timestamp,
+        by: Actor,
     ) -> Result<Workspace> {
-        self.write(move |tx| workspaces::create(tx, owner, &name, token_prefix.as_deref(), now))
-            .await
+        self.write(move |tx| {
+            workspaces::create_audited(tx, owner, &name, token_prefix.as_deref(), now, &by)
+        })
+        .await
     }
 
     async fn update_workspace(
@@ -344,8 +352,9 @@ impl Store for SqliteStore {
         id: Id<Workspace>,
         name: Option<String>,
         token_prefix: Option<Option<String>>,
+        by: Actor,
     ) -> Result<Workspace> {
-        self.write(move |tx| workspaces::update(tx, id, name.as_deref(), token_prefix))
+        self.write(move |tx| workspaces::update(tx, id, name.as_deref(), token_prefix, &by))
             .await
     }
 
@@ -360,9 +369,12 @@ impl Store for SqliteStore {
         email: String,
         membership: Membership,
         now: Timestamp,
+        by: Actor,
     ) -> Result<Member> {
-        self.write_grants(move |tx| workspaces::add_member(tx, workspace, &email, &membership, now))
-            .await
+        self.write_grants(move |tx| {
+            workspaces::add_member(tx, workspace, &email, &membership, now, &by)
+        })
+        .await
     }
 
     async fn update_member(
@@ -371,13 +383,21 @@ impl Store for SqliteStore {
         account: Id<Account>,
         role: Option<Role>,
         scopes: Option<Vec<Scope>>,
+        by: Actor,
     ) -> Result<Member> {
-        self.write_grants(move |tx| workspaces::update_member(tx, workspace, account, role, scopes))
-            .await
+        self.write_grants(move |tx| {
+            workspaces::update_member(tx, workspace, account, role, scopes, &by)
+        })
+        .await
     }
 
-    async fn remove_member(&self, workspace: Id<Workspace>, account: Id<Account>) -> Result<()> {
-        self.write_grants(move |tx| workspaces::remove_member(tx, workspace, account))
+    async fn remove_member(
+        &self,
+        workspace: Id<Workspace>,
+        account: Id<Account>,
+        by: Actor,
+    ) -> Result<()> {
+        self.write_grants(move |tx| workspaces::remove_member(tx, workspace, account, &by))
             .await
     }
 
@@ -390,8 +410,9 @@ impl Store for SqliteStore {
         &self,
         workspace: Id<Workspace>,
         entry: CatalogEntry,
+        by: Actor,
     ) -> Result<CatalogEntry> {
-        self.write(move |tx| workspaces::put_catalog_entry(tx, workspace, entry))
+        self.write(move |tx| workspaces::put_catalog_entry(tx, workspace, entry, &by))
             .await
     }
 
@@ -400,21 +421,26 @@ impl Store for SqliteStore {
         workspace: Id<Workspace>,
         name: String,
         now: Timestamp,
+        by: Actor,
     ) -> Result<()> {
-        self.write_grants(move |tx| workspaces::delete_catalog_entry(tx, workspace, &name, now))
-            .await
+        self.write_grants(move |tx| {
+            workspaces::delete_catalog_entry(tx, workspace, &name, now, &by)
+        })
+        .await
     }
 
     async fn settings(&self) -> Result<Settings> {
         self.read(settings::get).await
     }
 
-    async fn update_settings(&self, patch: SettingsPatch) -> Result<Settings> {
-        self.write(move |tx| settings::update(tx, &patch)).await
+    async fn update_settings(&self, patch: SettingsPatch, by: Actor) -> Result<Settings> {
+        self.write(move |tx| settings::update(tx, &patch, &by))
+            .await
     }
 
-    async fn create_token(&self, new: NewToken) -> Result<Token> {
-        self.write(move |tx| tokens::create(tx, &new)).await
+    async fn create_token(&self, new: NewToken, by: Actor) -> Result<Token> {
+        self.write(move |tx| tokens::create_audited(tx, &new, &by))
+            .await
     }
 
     async fn token(&self, workspace: Id<Workspace>, id: Id<Token>) -> Result<Option<Token>> {
@@ -433,8 +459,9 @@ impl Store for SqliteStore {
         edit: TokenEdit,
         now: Timestamp,
         acting: ActingOn,
+        by: Actor,
     ) -> Result<Token> {
-        self.write_grants(move |tx| tokens::update(tx, workspace, id, edit, now, &acting))
+        self.write_grants(move |tx| tokens::update(tx, workspace, id, edit, now, &acting, &by))
             .await
     }
 
@@ -443,8 +470,9 @@ impl Store for SqliteStore {
         workspace: Id<Workspace>,
         id: Id<Token>,
         now: Timestamp,
+        by: Actor,
     ) -> Result<()> {
-        self.write_grants(move |tx| tokens::revoke(tx, workspace, id, now))
+        self.write_grants(move |tx| tokens::revoke(tx, workspace, id, now, &by))
             .await
     }
 
@@ -454,8 +482,9 @@ impl Store for SqliteStore {
         new: NewToken,
         old_expires_at: Timestamp,
         acting: ActingOn,
+        by: Actor,
     ) -> Result<Token> {
-        self.write_grants(move |tx| tokens::rotate(tx, old, new, old_expires_at, &acting))
+        self.write_grants(move |tx| tokens::rotate(tx, old, new, old_expires_at, &acting, &by))
             .await
     }
 
@@ -503,6 +532,28 @@ impl Store for SqliteStore {
         report.sessions = self
             .write(move |tx| tokens::purge_sessions(tx, now))
             .await?;
+        loop {
+            let deleted = self
+                .write(move |tx| audit::purge(tx, now, PURGE_BATCH))
+                .await?;
+            report.audit_entries += deleted;
+            if deleted < u64::from(PURGE_BATCH) {
+                break;
+            }
+        }
+        if report.tokens + report.sessions > 0 {
+            self.write(move |tx| {
+                let change = Change::new(
+                    "sweeper.purge",
+                    None,
+                    Target::named("tokens", "expired and revoked"),
+                )
+                .with("tokens", report.tokens)
+                .with("sessions", report.sessions);
+                audit::record(tx, &Actor::system(), &change)
+            })
+            .await?;
+        }
         Ok(report)
     }
 
@@ -511,8 +562,9 @@ impl Store for SqliteStore {
         workspace: Id<Workspace>,
         domain: Domain,
         token: NewToken,
+        by: Actor,
     ) -> Result<Token> {
-        self.write(move |tx| domains::create(tx, workspace, &domain, &token))
+        self.write(move |tx| domains::create(tx, workspace, &domain, &token, &by))
             .await
     }
 
@@ -536,8 +588,53 @@ impl Store for SqliteStore {
         workspace: Id<Workspace>,
         id: Id<Domain>,
         now: Timestamp,
+        by: Actor,
     ) -> Result<()> {
-        self.write_grants(move |tx| domains::delete(tx, workspace, id, now))
+        self.write_grants(move |tx| domains::delete(tx, workspace, id, now, &by))
             .await
+    }
+
+    async fn record_sign_in_failure(&self, email: String, by: Actor) -> Result<()> {
+        self.write(move |tx| accounts::record_sign_in_failure(tx, &email, &by))
+            .await
+    }
+
+    async fn audit_entries(&self, query: AuditQuery) -> Result<Page<Entry>> {
+        self.read(move |conn| audit::list(conn, &query)).await
+    }
+
+    async fn list_accounts(&self, query: AccountQuery) -> Result<Page<AccountSummary>> {
+        self.read(move |conn| admin::list(conn, &query)).await
+    }
+
+    async fn set_account_disabled(
+        &self,
+        id: Id<Account>,
+        disabled: bool,
+        now: Timestamp,
+        by: Actor,
+    ) -> Result<AccountSummary> {
+        self.write_grants(move |tx| admin::set_disabled(tx, id, disabled, now, &by))
+            .await
+    }
+
+    async fn delete_account(&self, id: Id<Account>, by: Actor) -> Result<()> {
+        self.write_grants(move |tx| admin::delete(tx, id, &by))
+            .await
+    }
+
+    async fn reset_password(
+        &self,
+        email: String,
+        hash: String,
+        now: Timestamp,
+        by: Actor,
+    ) -> Result<Account> {
+        self.write(move |tx| admin::reset_password(tx, &email, &hash, now, &by))
+            .await
+    }
+
+    async fn token_counts(&self, now: Timestamp) -> Result<TokenCounts> {
+        self.read(move |conn| admin::token_counts(conn, now)).await
     }
 }

@@ -2,6 +2,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::audit;
+use crate::core::audit::{Actor, Change, Target};
 use crate::core::settings::{Settings, SettingsPatch};
 use crate::random;
 use crate::store::{Result, StoreError};
@@ -10,7 +12,7 @@ pub fn get(conn: &Connection) -> Result<Settings> {
     Ok(conn
         .prepare_cached(
             "SELECT default_ttl_seconds, max_ttl_seconds, allow_no_expiry, reset_grace_seconds,
-                purge_after_seconds, allow_signup, token_prefix
+                purge_after_seconds, allow_signup, token_prefix, audit_retention_days
          FROM settings WHERE id = 1",
         )?
         .query_row([], |row| {
@@ -22,15 +24,17 @@ pub fn get(conn: &Connection) -> Result<Settings> {
                 purge_after_seconds: row.get(4)?,
                 allow_signup: row.get(5)?,
                 token_prefix: row.get(6)?,
+                audit_retention_days: row.get(7)?,
             })
         })?)
 }
 
-pub fn update(tx: &Transaction, patch: &SettingsPatch) -> Result<Settings> {
+pub fn update(tx: &Transaction, patch: &SettingsPatch, by: &Actor) -> Result<Settings> {
     let next = get(tx)?.apply(patch).map_err(StoreError::InvalidSettings)?;
     tx.execute(
         "UPDATE settings SET default_ttl_seconds = ?1, max_ttl_seconds = ?2, allow_no_expiry = ?3,
-             reset_grace_seconds = ?4, purge_after_seconds = ?5, allow_signup = ?6, token_prefix = ?7
+             reset_grace_seconds = ?4, purge_after_seconds = ?5, allow_signup = ?6, token_prefix = ?7,
+             audit_retention_days = ?8
          WHERE id = 1",
         params![
             next.default_ttl_seconds,
@@ -39,9 +43,20 @@ pub fn update(tx: &Transaction, patch: &SettingsPatch) -> Result<Settings> {
             next.reset_grace_seconds,
             next.purge_after_seconds,
             next.allow_signup,
-            next.token_prefix
+            next.token_prefix,
+            next.audit_retention_days
         ],
     )?;
+    // Settings hold no secret: the new values are the details.
+    let mut change = Change::new(
+        "settings.update",
+        None,
+        Target::named("settings", "instance"),
+    );
+    if let Ok(serde_json::Value::Object(values)) = serde_json::to_value(&next) {
+        change.details = values;
+    }
+    audit::record(tx, by, &change)?;
     Ok(next)
 }
 

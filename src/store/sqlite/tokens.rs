@@ -3,9 +3,11 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, named_params, params};
 
+use super::audit;
 use super::settings;
 use super::workspaces::ensure_known;
 use crate::core::acting::{ActingOn, Refusal};
+use crate::core::audit::{Actor, Change, Target};
 use crate::core::ids::Id;
 use crate::core::model::{
     AccountRef, Membership, Role, Token, TokenGrant, TokenState, Workspace, numbered_name,
@@ -109,6 +111,36 @@ pub fn create(tx: &Transaction, new: &NewToken) -> Result<Token> {
         revoked_at: None,
         replaced_by: None,
     })
+}
+
+/// `create`, as its own change.
+pub fn create_audited(tx: &Transaction, new: &NewToken, by: &Actor) -> Result<Token> {
+    let token = create(tx, new)?;
+    audit::record(tx, by, &created(&token))?;
+    Ok(token)
+}
+
+fn token_target(token: &Token) -> Target {
+    Target::new("token", token.id, token.name.clone())
+}
+
+/// The audit entry of a new token: its hint (shown in every list), never
+/// its secret.
+fn created(token: &Token) -> Change {
+    Change::new(
+        "token.create",
+        Some(token.workspace_id),
+        token_target(token),
+    )
+    .with("hint", token.hint.clone())
+    .with("scopes", scopes::encode(&token.scopes))
+    .with(
+        "expires_at",
+        token
+            .expires_at
+            .map_or(serde_json::Value::Null, |at| at.to_rfc3339().into()),
+    )
+    .with("owner_id", token.created_by.id.to_string())
 }
 
 pub fn by_id(conn: &Connection, workspace: Id<Workspace>, id: Id<Token>) -> Result<Option<Token>> {
@@ -226,6 +258,7 @@ pub fn update(
     edit: TokenEdit,
     now: Timestamp,
     acting: &ActingOn,
+    by: &Actor,
 ) -> Result<Token> {
     let token = existing(tx, workspace, id)?;
     ensure_active(&token, now)?;
@@ -247,7 +280,19 @@ pub fn update(
             params![id, name],
         )?;
     }
-    existing(tx, workspace, id)
+    let updated = existing(tx, workspace, id)?;
+    let mut change = Change::new("token.update", Some(workspace), token_target(&updated))
+        .with("hint", updated.hint.clone());
+    if edit.name.is_some() {
+        change = change.with("old_name", token.name.clone());
+    }
+    if edit.scopes.is_some() {
+        change = change
+            .with("old_scopes", scopes::encode(&token.scopes))
+            .with("scopes", scopes::encode(&updated.scopes));
+    }
+    audit::record(tx, by, &change)?;
+    Ok(updated)
 }
 
 pub fn revoke(
@@ -255,6 +300,7 @@ pub fn revoke(
     workspace: Id<Workspace>,
     id: Id<Token>,
     now: Timestamp,
+    by: &Actor,
 ) -> Result<()> {
     let token = existing(tx, workspace, id)?;
     match token.state(now) {
@@ -268,7 +314,9 @@ pub fn revoke(
         "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1",
         params![id, now],
     )?;
-    Ok(())
+    let change = Change::new("token.revoke", Some(workspace), token_target(&token))
+        .with("hint", token.hint.clone());
+    audit::record(tx, by, &change)
 }
 
 pub fn rotate(
@@ -277,6 +325,7 @@ pub fn rotate(
     mut new: NewToken,
     old_expires_at: Timestamp,
     acting: &ActingOn,
+    by: &Actor,
 ) -> Result<Token> {
     let now = new.created_at;
     let current = existing(tx, new.workspace_id, old)?;
@@ -287,12 +336,22 @@ pub fn rotate(
     acting.may_change(&current).map_err(refused)?;
     // The scopes as they are now, not as the caller read them before.
     acting.may_hand_out(&current.scopes).map_err(refused)?;
-    new.scopes = current.scopes;
+    new.scopes = current.scopes.clone();
     let created = create(tx, &new)?;
     tx.execute(
         "UPDATE tokens SET expires_at = ?2, replaced_by = ?3 WHERE id = ?1",
         params![old, old_expires_at, created.id],
     )?;
+    let change = Change::new(
+        "token.reset",
+        Some(current.workspace_id),
+        token_target(&current),
+    )
+    .with("hint", current.hint.clone())
+    .with("replaced_by", created.id.to_string())
+    .with("new_hint", created.hint.clone())
+    .with("old_expires_at", old_expires_at.to_rfc3339());
+    audit::record(tx, by, &change)?;
     Ok(created)
 }
 

@@ -1,5 +1,7 @@
 //! Workspaces, their members and grants, and their scope catalogs.
 
+use super::audit;
+use crate::core::audit::{Actor, Change, Target};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use crate::core::ids::Id;
@@ -81,11 +83,32 @@ pub fn create(
     Ok(workspace)
 }
 
+/// `create`, as its own change (a personal workspace is part of its
+/// account's creation instead).
+pub fn create_audited(
+    tx: &Transaction,
+    owner: Id<Account>,
+    name: &str,
+    token_prefix: Option<&str>,
+    now: Timestamp,
+    by: &Actor,
+) -> Result<Workspace> {
+    let workspace = create(tx, owner, name, token_prefix, now)?;
+    let change = Change::new(
+        "workspace.create",
+        Some(workspace.id),
+        Target::new("workspace", workspace.id, workspace.name.clone()),
+    );
+    audit::record(tx, by, &change)?;
+    Ok(workspace)
+}
+
 pub fn update(
     tx: &Transaction,
     id: Id<Workspace>,
     name: Option<&str>,
     token_prefix: Option<Option<String>>,
+    by: &Actor,
 ) -> Result<Workspace> {
     if let Some(name) = name {
         tx.execute(
@@ -99,7 +122,24 @@ pub fn update(
             params![id, prefix],
         )?;
     }
-    by_id(tx, id)?.ok_or(StoreError::NotFound)
+    let workspace = by_id(tx, id)?.ok_or(StoreError::NotFound)?;
+    let mut change = Change::new(
+        "workspace.update",
+        Some(id),
+        Target::new("workspace", id, workspace.name.clone()),
+    );
+    if name.is_some() {
+        change = change.with("name", workspace.name.clone());
+    }
+    if let Some(prefix) = &workspace.token_prefix {
+        change = change.with("token_prefix", prefix.clone());
+    }
+    audit::record(tx, by, &change)?;
+    Ok(workspace)
+}
+
+fn member_target(member: &Member) -> Target {
+    Target::new("member", member.account.id, member.account.email.clone())
 }
 
 fn member_from_row(row: &Row<'_>) -> rusqlite::Result<Member> {
@@ -176,6 +216,7 @@ pub fn add_member(
     email: &str,
     membership: &Membership,
     now: Timestamp,
+    by: &Actor,
 ) -> Result<Member> {
     let account: Id<Account> = tx
         .query_row("SELECT id FROM accounts WHERE email = ?1", [email], |row| {
@@ -203,7 +244,12 @@ pub fn add_member(
             now
         ],
     )?;
-    member(tx, workspace, account)
+    let added = member(tx, workspace, account)?;
+    let change = Change::new("member.add", Some(workspace), member_target(&added))
+        .with("role", added.role.as_str())
+        .with("scopes", scopes::encode(&added.scopes));
+    audit::record(tx, by, &change)?;
+    Ok(added)
 }
 
 pub fn update_member(
@@ -212,6 +258,7 @@ pub fn update_member(
     account: Id<Account>,
     role: Option<Role>,
     new_scopes: Option<Vec<Scope>>,
+    by: &Actor,
 ) -> Result<Member> {
     let current = member(tx, workspace, account)?;
     if let Some(role) = role {
@@ -223,20 +270,30 @@ pub fn update_member(
             params![workspace, account, role],
         )?;
     }
-    if let Some(new_scopes) = new_scopes {
-        ensure_known(tx, workspace, &new_scopes)?;
+    if let Some(new_scopes) = &new_scopes {
+        ensure_known(tx, workspace, new_scopes)?;
         tx.execute(
             "UPDATE members SET scopes = ?3 WHERE workspace_id = ?1 AND account_id = ?2",
-            params![workspace, account, scopes::encode(&new_scopes)],
+            params![workspace, account, scopes::encode(new_scopes)],
         )?;
     }
-    member(tx, workspace, account)
+    let updated = member(tx, workspace, account)?;
+    let mut change = Change::new("member.update", Some(workspace), member_target(&updated));
+    if role.is_some() {
+        change = change.with("role", updated.role.as_str());
+    }
+    if new_scopes.is_some() {
+        change = change.with("scopes", scopes::encode(&updated.scopes));
+    }
+    audit::record(tx, by, &change)?;
+    Ok(updated)
 }
 
 pub fn remove_member(
     tx: &Transaction,
     workspace: Id<Workspace>,
     account: Id<Account>,
+    by: &Actor,
 ) -> Result<()> {
     let current = member(tx, workspace, account)?;
     if current.role == Role::Admin && admin_count(tx, workspace)? <= 1 {
@@ -246,7 +303,8 @@ pub fn remove_member(
         "DELETE FROM members WHERE workspace_id = ?1 AND account_id = ?2",
         params![workspace, account],
     )?;
-    Ok(())
+    let change = Change::new("member.remove", Some(workspace), member_target(&current));
+    audit::record(tx, by, &change)
 }
 
 pub fn catalog(conn: &Connection, workspace: Id<Workspace>) -> Result<Vec<CatalogEntry>> {
@@ -266,12 +324,20 @@ pub fn put_catalog_entry(
     tx: &Transaction,
     workspace: Id<Workspace>,
     entry: CatalogEntry,
+    by: &Actor,
 ) -> Result<CatalogEntry> {
     tx.execute(
         "INSERT INTO scope_catalog (workspace_id, name, description) VALUES (?1, ?2, ?3)
          ON CONFLICT (workspace_id, name) DO UPDATE SET description = excluded.description",
         params![workspace, entry.name, entry.description],
     )?;
+    let change = Change::new(
+        "scope.put",
+        Some(workspace),
+        Target::new("scope", &entry.name, entry.name.clone()),
+    )
+    .with("description", entry.description.clone());
+    audit::record(tx, by, &change)?;
     Ok(entry)
 }
 
@@ -280,6 +346,7 @@ pub fn delete_catalog_entry(
     workspace: Id<Workspace>,
     name: &str,
     now: Timestamp,
+    by: &Actor,
 ) -> Result<()> {
     let deleted = tx.execute(
         "DELETE FROM scope_catalog WHERE workspace_id = ?1 AND name = ?2",
@@ -288,7 +355,13 @@ pub fn delete_catalog_entry(
     if deleted == 0 {
         return Err(StoreError::NotFound);
     }
-    strip_resource(tx, workspace, &Resource::Catalog(name.to_owned()), now)
+    strip_resource(tx, workspace, &Resource::Catalog(name.to_owned()), now)?;
+    let change = Change::new(
+        "scope.delete",
+        Some(workspace),
+        Target::new("scope", name, name),
+    );
+    audit::record(tx, by, &change)
 }
 
 /// Removes every scope on `resource` from the workspace's tokens and grants.

@@ -1,0 +1,148 @@
+//! Account administration (§11 "Accounts"): the instance admin lists and
+//! searches accounts, disables and enables them, and deletes them. Sessions
+//! only; an API token gets `403` (no scope covers the instance).
+
+use serde::Serialize;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::auth;
+use super::body::{self, Fields};
+use super::query::{Query, query};
+use super::{reply, with};
+use crate::auth::caller::SessionCaller;
+use crate::core::ids::Id;
+use crate::core::model::Account;
+use crate::core::time::Timestamp;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::{AccountQuery, AccountSummary};
+
+type AccountId = Id<Account>;
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    list(state.clone())
+        .or(update(state.clone()))
+        .unify()
+        .or(delete(state))
+        .unify()
+        .boxed()
+}
+
+/// GET /api/v1/accounts
+fn list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("accounts")
+        .and(warp::get())
+        .and(auth::session(state.clone()))
+        .and(query())
+        .and(with(state))
+        .and_then(handle_list)
+}
+
+/// PATCH /api/v1/accounts/{id}
+fn update(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("accounts" / AccountId)
+        .and(warp::patch())
+        .and(auth::session(state.clone()))
+        .and(body::json())
+        .and(with(state))
+        .and_then(handle_update)
+}
+
+/// DELETE /api/v1/accounts/{id}
+fn delete(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("accounts" / AccountId)
+        .and(warp::delete())
+        .and(auth::session(state.clone()))
+        .and(with(state))
+        .and_then(handle_delete)
+}
+
+/// An account as the admin list shows it: unlike everywhere else, with
+/// whether it is disabled.
+#[derive(Serialize)]
+struct AccountView<'a> {
+    #[serde(flatten)]
+    account: &'a Account,
+    disabled: bool,
+    disabled_at: Option<Timestamp>,
+    /// Workspaces it is a member of.
+    workspaces: u64,
+    /// Its active tokens (they verify only while it is enabled).
+    active_tokens: u64,
+}
+
+impl<'a> From<&'a AccountSummary> for AccountView<'a> {
+    fn from(summary: &'a AccountSummary) -> Self {
+        AccountView {
+            account: &summary.account,
+            disabled: summary.account.disabled,
+            disabled_at: summary.disabled_at,
+            workspaces: summary.workspaces,
+            active_tokens: summary.active_tokens,
+        }
+    }
+}
+
+fn require_instance_admin(session: &SessionCaller) -> Result<(), ApiError> {
+    if session.account.instance_admin {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "only the instance admin can manage accounts".into(),
+        ))
+    }
+}
+
+async fn handle_list(
+    session: SessionCaller,
+    query: Query,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    require_instance_admin(&session)?;
+    let paging = query.paging()?;
+    let email_contains = query.get("q").unwrap_or("").trim().to_lowercase();
+    let page = state
+        .store
+        .list_accounts(AccountQuery {
+            email_contains,
+            now: Timestamp::now(),
+            page: paging,
+        })
+        .await?;
+    let items: Vec<AccountView<'_>> = page.items.iter().map(AccountView::from).collect();
+    Ok(reply::page(&items, paging, page.total))
+}
+
+async fn handle_update(
+    id: AccountId,
+    session: SessionCaller,
+    mut fields: Fields,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    require_instance_admin(&session)?;
+    let disabled = fields.boolean("disabled");
+    if disabled.is_none() {
+        fields.problem("disabled", "is required");
+    }
+    fields.finish()?;
+    let Some(disabled) = disabled else {
+        return Err(ApiError::internal("account update", "fields passed without values").into());
+    };
+    let summary = state
+        .store
+        .set_account_disabled(id, disabled, Timestamp::now(), session.actor())
+        .await?;
+    Ok(reply::ok(&AccountView::from(&summary)))
+}
+
+async fn handle_delete(
+    id: AccountId,
+    session: SessionCaller,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    require_instance_admin(&session)?;
+    state.store.delete_account(id, session.actor()).await?;
+    Ok(reply::no_content())
+}
