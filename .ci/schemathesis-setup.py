@@ -40,6 +40,9 @@ call(
     {"email": "member@example.com", "role": "member", "scopes": ["contacts"]},
     session,
 )
+# An account of its own for PATCH and DELETE /accounts/{id} to disable and
+# delete.
+spare = call("POST", "/api/v1/accounts", {"email": "spare@example.com", "password": password}, session)
 verifier = call("POST", "/api/v1/tokens", {"name": "verifier", "scopes": ["verify"]}, session)
 token = call("POST", "/api/v1/tokens", {"name": "a token", "scopes": ["contacts"]}, session)
 domain = call("POST", "/api/v1/domains", {"name": "example.com"}, session)
@@ -49,6 +52,7 @@ for name, value in [
     ("TOKENWARD_VERIFIER", verifier["token"]),
     ("TOKENWARD_WORKSPACE", workspace),
     ("TOKENWARD_MEMBER", member["account"]["id"]),
+    ("TOKENWARD_SPARE_ACCOUNT", spare["account"]["id"]),
     ("TOKENWARD_TOKEN", token["id"]),
     ("TOKENWARD_DOMAIN", domain["domain"]["id"]),
 ]:

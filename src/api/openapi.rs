@@ -35,7 +35,7 @@ use warp::{Filter, Rejection};
 
 use super::auth::SESSION_COOKIE;
 use super::reply::{self, Failure};
-use super::{accounts, domains, settings, tokens, web, workspaces};
+use super::{accounts, admin_accounts, audit, domains, settings, tokens, web, workspaces};
 use crate::error::ApiError;
 
 /// Every part of the API, one `Doc` per file, besides this file's own.
@@ -46,6 +46,8 @@ fn parts() -> Vec<utoipa::openapi::OpenApi> {
         tokens::Doc::openapi(),
         domains::Doc::openapi(),
         settings::Doc::openapi(),
+        audit::Doc::openapi(),
+        admin_accounts::Doc::openapi(),
         web::Doc::openapi(),
     ]
 }
@@ -64,11 +66,13 @@ fn parts() -> Vec<utoipa::openapi::OpenApi> {
     ),
     paths(document),
     tags(
-        (name = "accounts", description = "Sign-up, sign-in and the signed-in account."),
+        (name = "accounts", description = "Sign-up, sign-in, the signed-in account, and \
+            account administration for the instance admin."),
         (name = "workspaces", description = "Workspaces, their members and scope catalogs."),
         (name = "tokens", description = "API tokens, and verifying them for other services."),
         (name = "domains", description = "Domains, each created with its own token."),
         (name = "settings", description = "Instance settings and public facts."),
+        (name = "audit", description = "The audit log: who changed what, from where."),
         (name = "operations", description = "Health and this document."),
     )
 )]

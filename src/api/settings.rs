@@ -149,6 +149,9 @@ struct SettingsBody {
     /// The instance's token prefix.
     #[schema(pattern = "^[a-z][a-z0-9_]{0,14}_$")]
     token_prefix: Option<String>,
+    /// Days audit entries are kept before the sweeper purges them.
+    #[schema(minimum = 1, maximum = 3650)]
+    audit_retention_days: Option<i64>,
 }
 
 async fn handle_update(
@@ -181,7 +184,7 @@ mod tests {
     use utoipa::PartialSchema;
 
     use super::*;
-    use crate::core::settings::{GRACE_RANGE, PURGE_RANGE, TTL_RANGE};
+    use crate::core::settings::{AUDIT_RETENTION_RANGE, GRACE_RANGE, PURGE_RANGE, TTL_RANGE};
 
     #[test]
     fn the_documented_ranges_are_the_enforced_ones() {
@@ -191,6 +194,7 @@ mod tests {
             ("max_ttl_seconds", TTL_RANGE),
             ("reset_grace_seconds", GRACE_RANGE),
             ("purge_after_seconds", PURGE_RANGE),
+            ("audit_retention_days", AUDIT_RETENTION_RANGE),
         ] {
             let property = &schema["properties"][field];
             assert_eq!(property["minimum"], lo, "{field}");
