@@ -80,7 +80,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(web::routes(state))
         .unify()
-        // Last: answers only a method that no route above took.
+        // Last: marks a method the path does not document, for `recover`.
         .or(openapi::method_not_allowed())
         .unify()
         .recover(recover)
@@ -155,6 +155,13 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     }
     if let Some(err) = rejection.find::<StoreError>() {
         return Ok(reply::error(&ApiError::from(err.clone())));
+    }
+    if let Some(disallowed) = rejection.find::<openapi::Disallowed>() {
+        let mut response = reply::error(&ApiError::MethodNotAllowed);
+        response
+            .headers_mut()
+            .insert(header::ALLOW, disallowed.allow.clone());
+        return Ok(response);
     }
     let err = if rejection.is_not_found() {
         ApiError::NotFound

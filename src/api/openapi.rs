@@ -34,9 +34,8 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::auth::SESSION_COOKIE;
-use super::reply::{self, Failure};
+use super::reply::Failure;
 use super::{accounts, admin_accounts, audit, domains, settings, tokens, web, workspaces};
-use crate::error::ApiError;
 
 /// Every part of the API, one `Doc` per file, besides this file's own.
 fn parts() -> Vec<utoipa::openapi::OpenApi> {
@@ -566,10 +565,20 @@ fn find<'r>(routes: &'r [Route], path: &str) -> Option<&'r Route> {
 /// Outside `/api` every path is the web UI's, served to GET only.
 static UI_ALLOW: HeaderValue = HeaderValue::from_static("GET");
 
-/// `405 method_not_allowed` with `Allow` for a request whose path is
-/// documented (or the web UI's) but whose method is not; every other
-/// request passes. Tried after every route, so it answers only what no
-/// route took.
+/// A request for a documented path (or the web UI's) with a method it
+/// does not document: `recover` answers `405 method_not_allowed` with this
+/// `Allow`, unless a route refused the request for a reason of its own.
+#[derive(Debug)]
+pub struct Disallowed {
+    pub allow: HeaderValue,
+}
+
+impl warp::reject::Reject for Disallowed {}
+
+/// Rejects with [`Disallowed`] a request whose path is documented but
+/// whose method is not; every other request passes with a plain `404`.
+/// Tried after every route; being a rejection, it never hides a route's
+/// own answer, nor its own error.
 pub fn method_not_allowed() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path::full()
         .and(warp::method())
@@ -582,14 +591,10 @@ pub fn method_not_allowed() -> impl Filter<Extract = (Response,), Error = Reject
                 None if method == Method::GET => None,
                 None => Some(UI_ALLOW.clone()),
             };
-            match allow {
-                Some(allow) => {
-                    let mut response = reply::error(&ApiError::MethodNotAllowed);
-                    response.headers_mut().insert(header::ALLOW, allow);
-                    Ok(response)
-                }
-                None => Err(warp::reject::not_found()),
-            }
+            Err::<Response, _>(match allow {
+                Some(allow) => warp::reject::custom(Disallowed { allow }),
+                None => warp::reject::not_found(),
+            })
         })
 }
 
@@ -598,6 +603,7 @@ mod tests {
     use super::*;
     use crate::core::expiry::ExpiryError;
     use crate::core::model::TokenState;
+    use crate::error::ApiError;
     use crate::store::StoreError;
 
     /// Every error the code can make, by status and code.
