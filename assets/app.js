@@ -10,6 +10,7 @@ import * as accounts from './views/accounts.js';
 import * as auth from './views/auth.js';
 import * as domains from './views/domains.js';
 import * as members from './views/members.js';
+import * as routes from './views/routes.js';
 import * as scopes from './views/scopes.js';
 import * as settings from './views/settings.js';
 import * as tokenForm from './views/token-form.js';
@@ -43,6 +44,7 @@ const ROUTES = [
   [/^\/members\/([0-9a-fA-F-]+)$/, members.renderForm, 'members'],
   [/^\/members$/, members.render, 'members'],
   [/^\/scopes$/, scopes.render, 'scopes'],
+  [/^\/routes$/, routes.render, 'routes'],
   [/^\/settings$/, settings.render, 'settings'],
   [/^\/audit$/, audit.render, 'audit'],
   [/^\/accounts$/, accounts.render, 'accounts'],

@@ -26,12 +26,23 @@ pub enum ApiError {
     InsufficientScope { needed: String },
     #[error("{0}")]
     Forbidden(String),
+    /// Forward-auth: no rule matched and the workspace's default is deny.
+    #[error("no rule allows this request, and the workspace's default is deny")]
+    NoMatchingRule,
+    /// Forward-auth: the request's path has no canonical form (§10).
+    #[error("the request path is refused: {0}")]
+    InvalidPath(&'static str),
     #[error("not found")]
     NotFound,
     #[error("this method is not allowed here")]
     MethodNotAllowed,
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A write whose `If-Match` names a version that is no longer current.
+    #[error(
+        "the rules were changed since you read them: read them again, reapply your change and send their new ETag in If-Match"
+    )]
+    PreconditionFailed,
     #[error("the request body is larger than 64 KiB")]
     PayloadTooLarge,
     #[error("{message}")]
@@ -49,6 +60,10 @@ pub enum ApiError {
     /// Logged in full; the client sees only a generic sentence.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Forward-auth: the proxy left out what it must send (fail closed).
+    /// The sentence says what to fix; it holds nothing secret.
+    #[error("{0}")]
+    ProxyMisconfigured(String),
 }
 
 impl ApiError {
@@ -56,14 +71,18 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => 400,
             ApiError::InvalidToken { .. } | ApiError::InvalidCredentials => 401,
-            ApiError::InsufficientScope { .. } | ApiError::Forbidden(_) => 403,
+            ApiError::InsufficientScope { .. }
+            | ApiError::Forbidden(_)
+            | ApiError::NoMatchingRule
+            | ApiError::InvalidPath(_) => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::Conflict { .. } => 409,
+            ApiError::PreconditionFailed => 412,
             ApiError::PayloadTooLarge => 413,
             ApiError::Unprocessable { .. } => 422,
             ApiError::RateLimited { .. } => 429,
-            ApiError::Internal(_) => 500,
+            ApiError::Internal(_) | ApiError::ProxyMisconfigured(_) => 500,
             ApiError::Unavailable(_) => 503,
         }
     }
@@ -75,6 +94,10 @@ impl ApiError {
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::InsufficientScope { .. } => "insufficient_scope",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::NoMatchingRule => "no_matching_rule",
+            ApiError::InvalidPath(_) => "invalid_path",
+            ApiError::PreconditionFailed => "precondition_failed",
+            ApiError::ProxyMisconfigured(_) => "proxy_misconfigured",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict { code, .. } | ApiError::Unprocessable { code, .. } => code,
@@ -196,7 +219,10 @@ impl From<StoreError> for ApiError {
                 message: "this workspace already has that domain".into(),
             },
             StoreError::UnknownScope(scope) => ApiError::unknown_scope(&scope, "scopes"),
-            StoreError::InvalidSettings(problems) => ApiError::validation(problems),
+            StoreError::InvalidSettings(problems) | StoreError::InvalidRoutes(problems) => {
+                ApiError::validation(problems)
+            }
+            StoreError::PreconditionFailed => ApiError::PreconditionFailed,
             StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
             StoreError::Internal(detail) => ApiError::Internal(detail),
         }

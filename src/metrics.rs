@@ -44,6 +44,12 @@ const CODES: [&str; 7] = [
 /// [`OTHER`].
 const ROUTES: &[&str] = &[
     "/api/v1/tokens/verify",
+    // Forward-auth answers every request a proxy sees: early in the table.
+    "/api/v1/authz/{id}/auth-request",
+    "/api/v1/authz/{id}/forward-auth",
+    "/api/v1/authz/{id}/ext-authz/{path...}",
+    "/api/v1/authz/{id}/explain",
+    "/api/v1/routes",
     "/api/v1/tokens/self",
     "/api/v1/tokens",
     "/api/v1/tokens/{id}",
@@ -148,6 +154,8 @@ fn route_index(path: &str) -> usize {
         loop {
             match (given.next(), wanted.next()) {
                 (None, None) => return true,
+                // The rest of the path, whatever it is.
+                (_, Some("{path...}")) => return true,
                 (Some(segment), Some(pattern)) => {
                     let ok = if pattern.starts_with('{') {
                         !segment.is_empty()
@@ -485,6 +493,14 @@ mod tests {
             "/api/v1/workspaces/{id}/members/{account_id}"
         );
         assert_eq!(route("/api/v1/tokens/"), OTHER);
+        assert_eq!(
+            route("/api/v1/authz/w/ext-authz/contacts/42"),
+            "/api/v1/authz/{id}/ext-authz/{path...}"
+        );
+        assert_eq!(
+            route("/api/v1/authz/w/auth-request"),
+            "/api/v1/authz/{id}/auth-request"
+        );
         assert_eq!(route("/api/v1/nothing/here"), OTHER);
         assert_eq!(route("/api"), OTHER);
         assert_eq!(route("/assets/app.js"), "/assets/{file}");

@@ -1,17 +1,24 @@
 //! What every request handler shares.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
+
+use warp::http::HeaderValue;
 
 use crate::auth::jwt::SessionKey;
 use crate::auth::password::Passwords;
+use crate::core::forward_auth::CompiledRules;
+use crate::core::ids::Id;
+use crate::core::keyhash::RandomKeys;
+use crate::core::model::Workspace;
 use crate::core::ratelimit::SlidingWindow;
 use crate::logging::RequestLog;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{Store, StoredRoutes};
 use crate::usage::UsageLog;
 
 /// Sign-in failures allowed per account and per address in the window.
@@ -38,6 +45,8 @@ pub struct Shared {
     pub request_log: Option<RequestLog>,
     /// Counters for `--metrics-addr`; counting takes no lock.
     pub metrics: Metrics,
+    /// Each workspace's forward-auth rules, compiled.
+    pub routes: RouteTable,
 }
 
 pub struct LoginFailures {
@@ -69,6 +78,7 @@ impl AppState {
             trust_proxy: options.trust_proxy,
             request_log: options.request_log,
             metrics: Metrics::default(),
+            routes: RouteTable::default(),
         }))
     }
 }
@@ -124,4 +134,97 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A workspace's forward-auth rules ready to answer with: compiled, with
+/// each rule's `X-Tokenward-Rule` value made once rather than per answer.
+pub struct LiveRules {
+    pub version: i64,
+    pub rules: CompiledRules,
+    /// Indexed like the document's rules.
+    pub rule_headers: Vec<HeaderValue>,
+}
+
+impl LiveRules {
+    pub fn new(stored: StoredRoutes) -> Self {
+        let rule_headers = stored
+            .document
+            .rules
+            .iter()
+            .map(|rule| {
+                // Ids are letters, digits, `-`, `_` and `.`: always a valid value.
+                HeaderValue::from_str(&rule.id).unwrap_or_else(|_| HeaderValue::from_static(""))
+            })
+            .collect();
+        LiveRules {
+            version: stored.version,
+            rules: CompiledRules::new(stored.document),
+            rule_headers,
+        }
+    }
+}
+
+/// The rules of every workspace that forward-auth has asked about or that
+/// stored rules since start. Read on every forward-auth request, written
+/// on a rules write or a first read: a read-write lock around a map of
+/// `Arc`s, so a reader holds the lock for one lookup and a write swaps a
+/// whole document at once.
+#[derive(Default)]
+pub struct RouteTable {
+    live: RwLock<HashMap<Id<Workspace>, Arc<LiveRules>, RandomKeys>>,
+}
+
+impl RouteTable {
+    pub fn get(&self, workspace: Id<Workspace>) -> Option<Arc<LiveRules>> {
+        self.live
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&workspace)
+            .cloned()
+    }
+
+    /// Keeps the newer of the rules held and `rules`, and returns it. Two
+    /// writes, or a write and a first read, may finish in either order;
+    /// comparing versions means the latest document always stays.
+    pub fn offer(&self, workspace: Id<Workspace>, rules: Arc<LiveRules>) -> Arc<LiveRules> {
+        let mut live = self
+            .live
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let held = live.entry(workspace).or_insert_with(|| Arc::clone(&rules));
+        if held.version < rules.version {
+            *held = rules;
+        }
+        Arc::clone(held)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::forward_auth::RuleDocument;
+
+    fn rules(version: i64, cache_seconds: u32) -> Arc<LiveRules> {
+        Arc::new(LiveRules::new(StoredRoutes {
+            document: RuleDocument {
+                cache_seconds,
+                ..RuleDocument::default()
+            },
+            version,
+        }))
+    }
+
+    #[test]
+    fn the_newest_rules_stay_whatever_order_they_arrive_in() {
+        let table = RouteTable::default();
+        let workspace = Id::new();
+        assert!(table.get(workspace).is_none());
+        assert_eq!(table.offer(workspace, rules(2, 2)).version, 2);
+        // A first read that started before the write finishes after it.
+        assert_eq!(table.offer(workspace, rules(1, 1)).version, 2);
+        assert_eq!(table.offer(workspace, rules(3, 3)).version, 3);
+        let held = table.get(workspace).unwrap();
+        assert_eq!(held.rules.document().cache_seconds, 3);
+        assert!(table.get(Id::new()).is_none());
+    }
 }

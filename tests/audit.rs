@@ -397,3 +397,22 @@ fn account_administration_is_recorded_by_who_did_it() {
     assert_eq!(by_cli[0]["ip"], Value::Null);
     assert_eq!(by_cli[0]["target"]["name"], "bob@example.com");
 }
+
+#[test]
+fn a_rules_document_write_is_one_entry() {
+    let server = Server::start();
+    let admin = sign_up(&server, "admin@example.com");
+    server
+        .put("/api/v1/routes")
+        .bearer(&admin.session)
+        .json(json!({"default": "deny", "rules": [
+            {"id": "health", "methods": ["GET"], "path": "/healthz", "public": true}
+        ]}))
+        .send()
+        .data(200);
+    let written = entries(&server, &admin.session, "?action=routes.update");
+    assert_eq!(written.len(), 1, "{written:#?}");
+    assert_eq!(written[0]["details"]["rules"], 1);
+    assert_eq!(written[0]["details"]["version"], 1);
+    assert_eq!(written[0]["workspace_id"], json!(admin.workspace));
+}

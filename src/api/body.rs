@@ -152,6 +152,12 @@ impl Fields {
         }
     }
 
+    /// A field as raw JSON (`null` included), for values with a grammar of
+    /// their own, such as a rules document.
+    pub fn value(&mut self, key: &str) -> Option<Value> {
+        self.take_raw(key)
+    }
+
     pub fn string(&mut self, key: &str) -> Option<String> {
         let value = self.take(key)?;
         self.as_string(key, value)

@@ -6,11 +6,13 @@ mod accounts;
 mod admin_accounts;
 mod audit;
 mod auth;
+mod authz;
 mod body;
 mod domains;
 mod openapi;
 mod query;
 mod reply;
+mod routes;
 mod settings;
 mod token_object;
 mod tokens;
@@ -56,6 +58,9 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     // Verification is tried first and on its own, unboxed: it is the hot
     // path, and every layer of routing it skips is time it does not spend.
     let verify = v1().and(tokens::verify(state.clone()));
+    // Forward-auth answers are as hot: every request behind the proxy
+    // asks one.
+    let forward_auth = v1().and(authz::answers(state.clone()));
     let api = v1().and(
         tokens::routes(state.clone())
             .or(domains::routes(state.clone()))
@@ -70,10 +75,16 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
             .unify()
             .or(admin_accounts::routes(state.clone()))
             .unify()
+            .or(routes::routes(state.clone()))
+            .unify()
+            .or(authz::explain(state.clone()).boxed())
+            .unify()
             .or(openapi::routes())
             .unify(),
     );
     verify
+        .or(forward_auth)
+        .unify()
         .or(api)
         .unify()
         .or(no_metrics_here())

@@ -4,6 +4,7 @@
 pub mod acting;
 pub mod audit;
 pub mod expiry;
+pub mod forward_auth;
 pub mod ids;
 pub mod keyhash;
 pub mod model;

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 
 use crate::core::acting::ActingOn;
 use crate::core::audit::{Actor, Entry};
+use crate::core::forward_auth::RuleDocument;
 use crate::core::ids::Id;
 use crate::core::model::{
     Account, AccountRef, CatalogEntry, Domain, Member, Membership, Role, Session, Token,
@@ -65,6 +66,12 @@ pub enum StoreError {
     UnknownScope(String),
     #[error("invalid settings")]
     InvalidSettings(Problems),
+    /// A rules document naming scopes the workspace does not have.
+    #[error("invalid rules")]
+    InvalidRoutes(Problems),
+    /// An `If-Match` that no longer holds, checked inside the write.
+    #[error("precondition failed")]
+    PreconditionFailed,
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("database error: {0}")]
@@ -168,6 +175,33 @@ pub struct PurgeReport {
     pub sessions: u64,
     /// Audit entries older than `audit_retention_days`.
     pub audit_entries: u64,
+}
+
+/// A workspace's forward-auth rules and their version, which is the
+/// `ETag`: 0 for the default document of a workspace that never stored one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRoutes {
+    pub document: RuleDocument,
+    pub version: i64,
+}
+
+/// An `If-Match` for a rules write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: whatever is current.
+    Any,
+    /// One of these versions must still be current (an empty list never
+    /// matches: only weak or foreign validators were sent).
+    Versions(Vec<i64>),
+}
+
+impl IfMatch {
+    pub fn allows(&self, current: i64) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Versions(versions) => versions.contains(&current),
+        }
+    }
 }
 
 /// A domain and how many active tokens hold one of its scopes.
@@ -428,4 +462,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Account>;
     /// Tokens by state now: a count for the metrics.
     async fn token_counts(&self, now: Timestamp) -> Result<TokenCounts>;
+    // Forward-auth rules (§10).
+    /// The workspace's rules document (the default one, version 0, when it
+    /// never stored one), or `None` when the workspace does not exist.
+    async fn routes(&self, workspace: Id<Workspace>) -> Result<Option<StoredRoutes>>;
+    /// Replaces the whole document as one write, if `expected` still holds
+    /// (else `PreconditionFailed`) and every scope it names exists in the
+    /// workspace (else `InvalidRoutes`); the version goes up by one.
+    async fn put_routes(
+        &self,
+        workspace: Id<Workspace>,
+        document: RuleDocument,
+        expected: Option<IfMatch>,
+        now: Timestamp,
+        by: Actor,
+    ) -> Result<StoredRoutes>;
 }

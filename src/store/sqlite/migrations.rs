@@ -7,6 +7,7 @@ use rusqlite::{Connection, TransactionBehavior};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_builtin_scopes.sql"),
+    include_str!("migrations/0003_routes.sql"),
     include_str!("migrations/0004_audit.sql"),
 ];
 

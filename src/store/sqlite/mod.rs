@@ -8,6 +8,7 @@ pub mod backup;
 mod cache;
 mod domains;
 pub mod migrations;
+mod routes;
 mod settings;
 mod tokens;
 mod workspaces;
@@ -23,11 +24,13 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRe
 use rusqlite::{Connection, ErrorCode, ToSql, Transaction, TransactionBehavior};
 
 use super::{
-    AccountQuery, AccountSummary, AuditQuery, DomainUsage, NewAccount, NewToken, Page, PurgeReport,
-    Result, Store, StoreError, TokenCounts, TokenEdit, TokenQuery, TokenUse,
+    AccountQuery, AccountSummary, AuditQuery, DomainUsage, IfMatch, NewAccount, NewToken, Page,
+    PurgeReport, Result, Store, StoreError, StoredRoutes, TokenCounts, TokenEdit, TokenQuery,
+    TokenUse,
 };
 use crate::core::acting::ActingOn;
 use crate::core::audit::{Actor, Change, Entry, Target};
+use crate::core::forward_auth::RuleDocument;
 use crate::core::ids::Id;
 use crate::core::model::{
     Account, CatalogEntry, Domain, Member, Membership, Role, Session, Token, TokenGrant, Workspace,
@@ -636,5 +639,20 @@ impl Store for SqliteStore {
 
     async fn token_counts(&self, now: Timestamp) -> Result<TokenCounts> {
         self.read(move |conn| admin::token_counts(conn, now)).await
+    }
+    async fn routes(&self, workspace: Id<Workspace>) -> Result<Option<StoredRoutes>> {
+        self.read(move |conn| routes::get(conn, workspace)).await
+    }
+
+    async fn put_routes(
+        &self,
+        workspace: Id<Workspace>,
+        document: RuleDocument,
+        expected: Option<IfMatch>,
+        now: Timestamp,
+        by: Actor,
+    ) -> Result<StoredRoutes> {
+        self.write(move |tx| routes::put(tx, workspace, document, expected.as_ref(), now, &by))
+            .await
     }
 }
