@@ -35,7 +35,8 @@ use warp::{Filter, Rejection};
 
 use super::auth::SESSION_COOKIE;
 use super::reply::Failure;
-use super::{accounts, admin_accounts, audit, domains, settings, tokens, web, workspaces};
+use super::routes as forward_auth_rules;
+use super::{accounts, admin_accounts, audit, authz, domains, settings, tokens, web, workspaces};
 
 /// Every part of the API, one `Doc` per file, besides this file's own.
 fn parts() -> Vec<utoipa::openapi::OpenApi> {
@@ -47,6 +48,8 @@ fn parts() -> Vec<utoipa::openapi::OpenApi> {
         settings::Doc::openapi(),
         audit::Doc::openapi(),
         admin_accounts::Doc::openapi(),
+        forward_auth_rules::Doc::openapi(),
+        authz::Doc::openapi(),
         web::Doc::openapi(),
     ]
 }
@@ -72,6 +75,8 @@ fn parts() -> Vec<utoipa::openapi::OpenApi> {
         (name = "domains", description = "Domains, each created with its own token."),
         (name = "settings", description = "Instance settings and public facts."),
         (name = "audit", description = "The audit log: who changed what, from where."),
+        (name = "forward-auth", description = "Protect any HTTP API behind nginx, Caddy, \
+            Traefik or Envoy: the proxy asks, for each request, whether its token may."),
         (name = "operations", description = "Health and this document."),
     )
 )]
@@ -243,8 +248,14 @@ const ERRORS: &[ErrorStatus] = &[
         description: "`insufficient_scope`: the credential lacks the scope named in \
             `WWW-Authenticate`; `forbidden`: refused for the reason `message` gives (not an \
             admin, more than the caller holds, a session where a token is needed or the \
-            reverse, a cookie-signed write without `X-Requested-With: tokenward`).",
-        codes: &["insufficient_scope", "forbidden"],
+            reverse, a cookie-signed write without `X-Requested-With: tokenward`); \
+            forward-auth also `no_matching_rule` and `invalid_path`.",
+        codes: &[
+            "insufficient_scope",
+            "forbidden",
+            "no_matching_rule",
+            "invalid_path",
+        ],
         header: Some(ErrorHeader {
             name: WWW_AUTHENTICATE,
             required: false,
@@ -274,6 +285,14 @@ const ERRORS: &[ErrorStatus] = &[
             "token_inactive",
             "domain_exists",
         ],
+        header: None,
+    },
+    ErrorStatus {
+        status: 412,
+        name: "PreconditionFailed",
+        description: "`precondition_failed`: `If-Match` names a version that is no longer \
+            current; read again, reapply the change, send the new `ETag`.",
+        codes: &["precondition_failed"],
         header: None,
     },
     ErrorStatus {
@@ -314,8 +333,9 @@ const ERRORS: &[ErrorStatus] = &[
         status: 500,
         name: "Internal",
         description: "`internal`: a fault on the server, logged there; nothing of it is \
-            in the answer.",
-        codes: &["internal"],
+            in the answer. Forward-auth also `proxy_misconfigured`: the proxy left out the \
+            original method or URI (it fails closed).",
+        codes: &["internal", "proxy_misconfigured"],
         header: None,
     },
     ErrorStatus {
@@ -336,6 +356,11 @@ const ERRORS: &[ErrorStatus] = &[
 impl ErrorStatus {
     /// The error envelope with `error` narrowed to this status's codes.
     fn response(&self) -> ResponseDoc {
+        self.response_with(self.codes)
+    }
+
+    /// The same with `error` one of `codes`.
+    fn response_with(&self, codes: &[&str]) -> ResponseDoc {
         let mut schema = match Failure::schema() {
             RefOr::T(Schema::Object(object)) => object,
             _ => unreachable!("the error envelope is an object schema"),
@@ -344,7 +369,7 @@ impl ErrorStatus {
             "error".into(),
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .enum_values(Some(self.codes.iter().copied()))
+                .enum_values(Some(codes.iter().copied()))
                 .into(),
         );
         let mut response = ResponseBuilder::new()
@@ -460,6 +485,72 @@ pub struct WrongPassword;
 impl IntoResponses for WrongPassword {
     fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
         errors(&[401])
+    }
+}
+
+/// `412` on a write with a stale `If-Match`.
+pub struct PreconditionFailed;
+
+impl IntoResponses for PreconditionFailed {
+    fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
+        errors(&[412])
+    }
+}
+
+/// What a forward-auth endpoint answers a proxy: `200` with no body and
+/// the identity headers, or a denial with `X-Tokenward-Error` (§10).
+pub struct ProxyAnswers;
+
+impl IntoResponses for ProxyAnswers {
+    fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        let identity = |description: &str| {
+            let mut header = HeaderBuilder::new()
+                .schema(Some(text()))
+                .description(Some(description))
+                .build();
+            header.extensions = Some(Extensions::from_iter([("required", true)]));
+            header
+        };
+        let mut allowed = ResponseBuilder::new()
+            .description(
+                "Allowed: no body. The identity headers are always there (empty when \
+                 anonymous), so the proxy overwrites any copy the client sent. \
+                 `Cache-Control` is `no-store`, or `max-age` when the rules allow caching.",
+            )
+            .header("X-Tokenward-Auth", identity("`token` or `anonymous`."));
+        for (name, description) in [
+            ("X-Tokenward-Token-Id", "The token's id."),
+            ("X-Tokenward-Workspace-Id", "The token's workspace."),
+            ("X-Tokenward-User-Id", "The token's owner."),
+            (
+                "X-Tokenward-Scopes",
+                "Its effective scopes, sorted, space-separated.",
+            ),
+            ("X-Tokenward-Rule", "The id of the rule that decided."),
+        ] {
+            allowed = allowed.header(name, identity(description));
+        }
+        let mut answers = BTreeMap::from([("200".to_owned(), RefOr::T(allowed.build()))]);
+        for status in [401, 403, 429, 500, 503] {
+            let error = ERRORS
+                .iter()
+                .find(|e| e.status == status)
+                .expect("every status used is in ERRORS");
+            let mut response = if status == 403 {
+                // nginx turns any other status into a 500, so its rate
+                // limit answers 403.
+                error.response_with(&[error.codes, &["rate_limited"]].concat())
+            } else {
+                error.response()
+            };
+            response.headers.insert(
+                "X-Tokenward-Error".into(),
+                RefOr::T(identity("The `error` code, for the proxy's logs.")),
+            );
+            answers.insert(status.to_string(), RefOr::T(response));
+        }
+        answers
     }
 }
 
@@ -626,6 +717,10 @@ mod tests {
             ApiError::RateLimited { retry_after: 1 },
             ApiError::Unavailable("x".into()),
             ApiError::Internal("x".into()),
+            ApiError::NoMatchingRule,
+            ApiError::InvalidPath("x"),
+            ApiError::PreconditionFailed,
+            ApiError::ProxyMisconfigured("x".into()),
         ];
         for store in [
             StoreError::NotFound,
@@ -636,12 +731,16 @@ mod tests {
             StoreError::NoSuchAccount,
             StoreError::AlreadyMember,
             StoreError::LastAdmin,
+            StoreError::LastInstanceAdmin,
+            StoreError::OnlyWorkspaceAdmin("x".into()),
             StoreError::TokenInactive(TokenState::Revoked),
             StoreError::TokenReplaced,
             StoreError::LastDomainToken("example.com".into()),
             StoreError::DomainExists,
             StoreError::UnknownScope("x".into()),
             StoreError::InvalidSettings(Default::default()),
+            StoreError::InvalidRoutes(Default::default()),
+            StoreError::PreconditionFailed,
             StoreError::Unavailable("x".into()),
             StoreError::Internal("x".into()),
         ] {
