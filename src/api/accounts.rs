@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, header};
 use warp::reply::Response;
@@ -12,6 +13,10 @@ use warp::{Filter, Rejection};
 
 use super::auth::{self, SESSION_COOKIE};
 use super::body::{self, Fields};
+use super::openapi::{
+    BodyErrors, Conflict, CredentialErrors, RateLimited, ServerErrors, WrongPassword,
+};
+use super::reply::Data;
 use super::{reply, with};
 use crate::auth::caller::SessionCaller;
 use crate::auth::jwt::Claims;
@@ -28,6 +33,11 @@ use crate::store::{NewAccount, SignUpRules};
 
 pub const SESSION_SECONDS: i64 = 7 * 86_400;
 
+/// This file's operations in the API document.
+#[derive(OpenApi)]
+#[openapi(paths(sign_up, sign_in, sign_out, me, change_password))]
+pub(super) struct Doc;
+
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     sign_up(state.clone())
         .or(sign_in(state.clone()))
@@ -42,6 +52,24 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 /// POST /api/v1/accounts
+///
+/// Open to anyone while `allow_signup` is on, else to the instance admin.
+/// Every account gets a personal workspace; the first account ever is the
+/// instance admin and, when the server listens beyond loopback, needs the
+/// one-time `setup_code` from the server's log.
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts",
+    operation_id = "sign_up",
+    tag = "accounts",
+    summary = "Sign up",
+    security((), ("bearer" = []), ("cookie" = [])),
+    request_body = SignUpBody,
+    responses(
+        (status = 201, description = "The account, signed in.", body = Data<SignedIn>),
+        BodyErrors, CredentialErrors, Conflict, ServerErrors,
+    )
+)]
 fn sign_up(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("accounts")
         .and(warp::post())
@@ -53,6 +81,24 @@ fn sign_up(state: AppState) -> impl Filter<Extract = (Response,), Error = Reject
 }
 
 /// POST /api/v1/sessions
+///
+/// With `"cookie": true` the session goes into an HttpOnly cookie and
+/// `token` is `null`. An unknown email and a wrong password answer alike;
+/// 10 failures for an account or an address within 15 minutes lock it out.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions",
+    operation_id = "sign_in",
+    tag = "accounts",
+    summary = "Sign in",
+    request_body = SignInBody,
+    responses(
+        (status = 201, description = "Signed in.", body = Data<SignedIn>,
+            headers(("Set-Cookie" = String,
+                description = "The session cookie, when `cookie` was true."))),
+        BodyErrors, WrongPassword, RateLimited, ServerErrors,
+    )
+)]
 fn sign_in(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("sessions")
         .and(warp::post())
@@ -64,6 +110,18 @@ fn sign_in(state: AppState) -> impl Filter<Extract = (Response,), Error = Reject
 }
 
 /// DELETE /api/v1/sessions/current
+#[utoipa::path(
+    delete,
+    path = "/api/v1/sessions/current",
+    operation_id = "sign_out",
+    tag = "accounts",
+    summary = "Sign out: end the calling session",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "The session is ended."),
+        CredentialErrors, ServerErrors,
+    )
+)]
 fn sign_out(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("sessions" / "current")
         .and(warp::delete())
@@ -73,6 +131,19 @@ fn sign_out(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejec
 }
 
 /// GET /api/v1/me
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    operation_id = "get_me",
+    tag = "accounts",
+    summary = "The signed-in account and its workspaces",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The account with each workspace and its role there.",
+            body = Data<Me>),
+        CredentialErrors, ServerErrors,
+    )
+)]
 fn me(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("me")
         .and(warp::get())
@@ -82,6 +153,21 @@ fn me(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> 
 }
 
 /// PATCH /api/v1/me
+///
+/// Every other session of the account is ended.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/me",
+    operation_id = "change_password",
+    tag = "accounts",
+    summary = "Change the password",
+    security(("bearer" = []), ("cookie" = [])),
+    request_body = ChangePasswordBody,
+    responses(
+        (status = 200, description = "Changed.", body = Data<PasswordChanged>),
+        BodyErrors, CredentialErrors, RateLimited, ServerErrors,
+    )
+)]
 fn change_password(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -93,10 +179,64 @@ fn change_password(
         .and_then(handle_change_password)
 }
 
-#[derive(Serialize)]
+// Read by `handle_sign_up`; tests/openapi.rs checks the two agree.
+/// The body of `POST /accounts`.
+#[derive(ToSchema)]
+#[schema(examples(json!({"email": "ada@example.com", "password": "correct horse battery staple"})))]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct SignUpBody {
+    /// An address whose domain has at least two labels; lower-cased. (The
+    /// pattern admits all the server takes and a little more: it refuses
+    /// control and invisible characters too.)
+    #[schema(pattern = r"^\s*[^@\s]+@[^@\s.]+(\.[^@\s.]+)+\s*$")]
+    email: String,
+    /// 10 to 1024 characters.
+    #[schema(min_length = 10, max_length = 1024)]
+    password: String,
+    /// Only for the first account, when the server asks for it.
+    setup_code: Option<String>,
+}
+
+// Read by `handle_sign_in`; tests/openapi.rs checks the two agree.
+/// The body of `POST /sessions`.
+#[derive(ToSchema)]
+#[schema(examples(json!({"email": "ada@example.com", "password": "correct horse battery staple"})))]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct SignInBody {
+    email: String,
+    password: String,
+    /// Put the session in a cookie instead of the answer (the web UI).
+    cookie: Option<bool>,
+}
+
+// Read by `handle_change_password`; tests/openapi.rs checks the two agree.
+/// The body of `PATCH /me`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ChangePasswordBody {
+    current_password: String,
+    /// 10 to 1024 characters.
+    #[schema(min_length = 10, max_length = 1024)]
+    new_password: String,
+}
+
+/// The answer of `PATCH /me`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct PasswordChanged {
+    account: Account,
+}
+
+/// A new session.
+#[derive(Serialize, ToSchema)]
 struct SignedIn<'a> {
     account: &'a Account,
-    /// `null` when the session went into a cookie instead.
+    /// The session token (a JWT, valid 7 days); `null` when the session
+    /// went into a cookie instead.
+    #[schema(required = true)]
     token: Option<String>,
     expires_at: Timestamp,
 }
@@ -332,14 +472,14 @@ async fn handle_sign_out(session: SessionCaller, state: AppState) -> Result<Resp
 }
 
 /// A workspace as its member sees it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct WorkspaceView {
     #[serde(flatten)]
     pub workspace: Workspace,
     pub role: Role,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Me {
     account: Account,
     workspaces: Vec<WorkspaceView>,

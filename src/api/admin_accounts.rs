@@ -3,13 +3,18 @@
 //! only; an API token gets `403` (no scope covers the instance).
 
 use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::auth;
 use super::body::{self, Fields};
-use super::query::{Query, query};
+use super::openapi::{
+    BodyErrors, Conflict, CredentialErrors, NotFound, ServerErrors, Unprocessable,
+};
+use super::query::{PageParams, Query, query};
+use super::reply::{Data, Page};
 use super::{reply, with};
 use crate::auth::caller::SessionCaller;
 use crate::core::ids::Id;
@@ -21,6 +26,11 @@ use crate::store::{AccountQuery, AccountSummary};
 
 type AccountId = Id<Account>;
 
+/// This file's operations in the API document.
+#[derive(OpenApi)]
+#[openapi(paths(list, update, delete))]
+pub(super) struct Doc;
+
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     list(state.clone())
         .or(update(state.clone()))
@@ -31,6 +41,22 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 /// GET /api/v1/accounts
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts",
+    operation_id = "list_accounts",
+    tag = "accounts",
+    summary = "Every account, or those whose email contains `q` (the instance admin)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("q" = Option<String>, Query, description = "Part of an email, any case."),
+        PageParams,
+    ),
+    responses(
+        (status = 200, description = "One page of accounts.", body = Page<AccountView>),
+        CredentialErrors, Unprocessable, ServerErrors,
+    )
+)]
 fn list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("accounts")
         .and(warp::get())
@@ -41,6 +67,23 @@ fn list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection
 }
 
 /// PATCH /api/v1/accounts/{id}
+///
+/// A disabled account's sessions end and its tokens answer `DISABLED` at
+/// once. The last enabled instance admin stays enabled.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/accounts/{id}",
+    operation_id = "update_account",
+    tag = "accounts",
+    summary = "Disable or enable an account (the instance admin)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, format = "uuid", description = "The account.")),
+    request_body = UpdateAccountBody,
+    responses(
+        (status = 200, description = "The account after the change.", body = Data<AccountView>),
+        BodyErrors, CredentialErrors, NotFound, Conflict, ServerErrors,
+    )
+)]
 fn update(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("accounts" / AccountId)
         .and(warp::patch())
@@ -51,6 +94,22 @@ fn update(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
 }
 
 /// DELETE /api/v1/accounts/{id}
+///
+/// Its tokens are revoked and its memberships removed; never the last
+/// instance admin, nor the only admin of a workspace with other members.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/accounts/{id}",
+    operation_id = "delete_account",
+    tag = "accounts",
+    summary = "Delete an account (the instance admin)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, format = "uuid", description = "The account.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        CredentialErrors, NotFound, Conflict, ServerErrors,
+    )
+)]
 fn delete(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("accounts" / AccountId)
         .and(warp::delete())
@@ -59,13 +118,25 @@ fn delete(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
         .and_then(handle_delete)
 }
 
+// Read by `handle_update`; tests/openapi.rs checks the two agree.
+/// The body of `PATCH /accounts/{id}`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(examples(json!({"disabled": true})))]
+#[allow(dead_code)]
+struct UpdateAccountBody {
+    disabled: bool,
+}
+
 /// An account as the admin list shows it: unlike everywhere else, with
 /// whether it is disabled.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AccountView<'a> {
     #[serde(flatten)]
     account: &'a Account,
     disabled: bool,
+    /// `null` while enabled.
+    #[schema(required = true)]
     disabled_at: Option<Timestamp>,
     /// Workspaces it is a member of.
     workspaces: u64,

@@ -2,26 +2,51 @@
 //! and `audit:read` tokens, and instance-wide entries for the instance
 //! admin.
 
+use utoipa::OpenApi;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth;
-use super::query::{Query, query};
+use super::auth::{self, ActingWorkspace};
+use super::openapi::{CredentialErrors, NotFound, ServerErrors, Unprocessable};
+use super::query::{PageParams, Query, query};
+use super::reply::Page;
 use super::{reply, with};
 use crate::auth::caller::{Caller, Credential};
-use crate::core::audit::ACTIONS;
+use crate::core::audit::{ACTIONS, Entry};
 use crate::core::scopes::{Resource, Scope};
 use crate::core::time::Timestamp;
 use crate::error::{ApiError, Details};
 use crate::state::AppState;
 use crate::store::{AuditQuery, AuditScope};
 
+/// This file's operations in the API document.
+#[derive(OpenApi)]
+#[openapi(paths(list))]
+pub(super) struct Doc;
+
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     list(state).boxed()
 }
 
 /// GET /api/v1/audit
+///
+/// Workspace admins and `audit:read` tokens read their workspace's
+/// entries; the instance admin, signed in, also the instance-wide ones
+/// (`?scope=instance`). Newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    operation_id = "list_audit",
+    tag = "audit",
+    summary = "The audit log (needs `audit:read`)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(ActingWorkspace, AuditParams, PageParams),
+    responses(
+        (status = 200, description = "One page of entries.", body = Page<Entry>),
+        CredentialErrors, NotFound, Unprocessable, ServerErrors,
+    )
+)]
 fn list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("audit")
         .and(warp::get())
@@ -29,6 +54,44 @@ fn list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection
         .and(query())
         .and(with(state))
         .and_then(handle_list)
+}
+
+/// The filters of `GET /audit`, as [`handle_list`] reads them.
+struct AuditParams;
+
+impl utoipa::IntoParams for AuditParams {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        let query = |name: &str, description: &str, schema: ObjectBuilder| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Query)
+                .description(Some(description))
+                .schema(Some(schema))
+                .build()
+        };
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        let time = || text().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)));
+        vec![
+            query(
+                "scope",
+                "`workspace` (the default) or `instance` (the instance admin only).",
+                text().enum_values(Some(["workspace", "instance"])),
+            ),
+            query(
+                "action",
+                "Only entries of this action.",
+                text().enum_values(Some(ACTIONS.iter().copied())),
+            ),
+            query("actor", "Only changes by this account or token id.", text()),
+            query("target", "Only changes to the object with this id.", text()),
+            query("since", "Only entries at or after this instant.", time()),
+            query("until", "Only entries at or before this instant.", time()),
+        ]
+    }
 }
 
 async fn handle_list(caller: Caller, query: Query, state: AppState) -> Result<Response, Rejection> {

@@ -287,6 +287,39 @@ pub fn optional_session(
     })
 }
 
+/// `X-Workspace` and `?workspace=` in the API document, as [`caller`]
+/// reads them.
+pub struct ActingWorkspace;
+
+impl utoipa::IntoParams for ActingWorkspace {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        let parameter = |name: &str, place: ParameterIn, description: &str| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(place)
+                .description(Some(description))
+                .schema(Some(super::openapi::uuid_schema()))
+                .build()
+        };
+        vec![
+            parameter(
+                "X-Workspace",
+                ParameterIn::Header,
+                "The workspace a session acts in (default: its first). Ignored for an API \
+                 token, which acts in its own.",
+            ),
+            parameter(
+                "workspace",
+                ParameterIn::Query,
+                "The same as `X-Workspace`, where a header cannot be set.",
+            ),
+        ]
+    }
+}
+
 /// A caller acting in one workspace: an API token in its own, a session in
 /// the one `X-Workspace` (or `?workspace=`) names, else its first.
 pub fn caller(state: AppState) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {

@@ -13,14 +13,17 @@ use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
+use utoipa::{OpenApi, ToSchema};
 use warp::filters::path::FullPath;
 use warp::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth;
+use super::auth::{self, ActingWorkspace};
 use super::body::{self, Fields};
+use super::openapi::{BodyErrors, CredentialErrors, NotFound, ProxyAnswers, ServerErrors};
+use super::reply::Data;
 use super::{reply, with};
 use crate::auth::caller::Caller;
 use crate::auth::presented_token::{Inspection, inspect};
@@ -48,6 +51,46 @@ const RULE: HeaderName = HeaderName::from_static("x-tokenward-rule");
 const ERROR: HeaderName = HeaderName::from_static("x-tokenward-error");
 const EMPTY: HeaderValue = HeaderValue::from_static("");
 
+/// This file's operations in the API document. The proxy endpoints answer
+/// any method; each is declared for GET and copied to the others.
+#[derive(OpenApi)]
+#[openapi(
+    paths(auth_request, forward_auth, ext_authz, explain),
+    modifiers(&AnyMethod)
+)]
+pub(super) struct Doc;
+
+/// Copies the GET operation of each proxy endpoint to every other method,
+/// each with an operation id of its own.
+struct AnyMethod;
+
+impl utoipa::Modify for AnyMethod {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let Some(get) = item.get.clone() else {
+                continue;
+            };
+            let id = get.operation_id.clone().unwrap_or_default();
+            if !id.starts_with("proxy_") {
+                continue;
+            }
+            for (name, slot) in [
+                ("head", &mut item.head),
+                ("post", &mut item.post),
+                ("put", &mut item.put),
+                ("patch", &mut item.patch),
+                ("delete", &mut item.delete),
+                ("options", &mut item.options),
+                ("trace", &mut item.trace),
+            ] {
+                let mut operation = get.clone();
+                operation.operation_id = Some(format!("{id}_{name}"));
+                *slot = Some(operation);
+            }
+        }
+    }
+}
+
 /// Which proxy is asking: each describes the original request its own way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Endpoint {
@@ -69,6 +112,29 @@ pub fn answers(state: AppState) -> impl Filter<Extract = (Response,), Error = Re
 }
 
 /// ANY /api/v1/authz/{workspace_id}/auth-request
+///
+/// The original request comes from `X-Original-Method` and
+/// `X-Original-URI` (or the path of `X-Original-URL`), its host from
+/// `X-Forwarded-Host`; without them the answer is `500
+/// proxy_misconfigured` (fail closed). The token comes only from
+/// `Authorization: Bearer`. The rate limit answers `403` here, as nginx
+/// turns any other status into a 500.
+#[utoipa::path(
+    get,
+    path = "/api/v1/authz/{workspace_id}/auth-request",
+    operation_id = "proxy_auth_request",
+    tag = "forward-auth",
+    summary = "Forward-auth for nginx auth_request (any method)",
+    security((), ("bearer" = [])),
+    params(
+        ("workspace_id" = String, Path, format = "uuid", description = "The workspace whose rules apply."),
+        ("X-Original-Method" = Option<String>, Header, description = "The original request's method."),
+        ("X-Original-URI" = Option<String>, Header, description = "The original request's path and query."),
+        ("X-Original-URL" = Option<String>, Header, description = "Instead of X-Original-URI: the original URL."),
+        ("X-Forwarded-Host" = Option<String>, Header, description = "The original request's host."),
+    ),
+    responses(ProxyAnswers)
+)]
 fn auth_request(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("authz" / WorkspaceId / "auth-request")
         .and(warp::method())
@@ -90,6 +156,25 @@ fn auth_request(state: AppState) -> impl Filter<Extract = (Response,), Error = R
 }
 
 /// ANY /api/v1/authz/{workspace_id}/forward-auth
+///
+/// The original request comes from `X-Forwarded-Method`, `X-Forwarded-Uri`
+/// and `X-Forwarded-Host`; without the first two the answer is `500
+/// proxy_misconfigured` (fail closed).
+#[utoipa::path(
+    get,
+    path = "/api/v1/authz/{workspace_id}/forward-auth",
+    operation_id = "proxy_forward_auth",
+    tag = "forward-auth",
+    summary = "Forward-auth for Caddy, Traefik and HAProxy (any method)",
+    security((), ("bearer" = [])),
+    params(
+        ("workspace_id" = String, Path, format = "uuid", description = "The workspace whose rules apply."),
+        ("X-Forwarded-Method" = Option<String>, Header, description = "The original request's method."),
+        ("X-Forwarded-Uri" = Option<String>, Header, description = "The original request's path and query."),
+        ("X-Forwarded-Host" = Option<String>, Header, description = "The original request's host."),
+    ),
+    responses(ProxyAnswers)
+)]
 fn forward_auth(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("authz" / WorkspaceId / "forward-auth")
         .and(warp::method())
@@ -117,6 +202,22 @@ struct Suffix {
 }
 
 /// ANY /api/v1/authz/{workspace_id}/ext-authz/{path...}
+///
+/// The original request is this request itself: its method, and the path
+/// and query after `/ext-authz` (any number of segments, or none: `/`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/authz/{workspace_id}/ext-authz/{path}",
+    operation_id = "proxy_ext_authz",
+    tag = "forward-auth",
+    summary = "Forward-auth for Envoy ext_authz (any method)",
+    security((), ("bearer" = [])),
+    params(
+        ("workspace_id" = String, Path, format = "uuid", description = "The workspace whose rules apply."),
+        ("path" = String, Path, description = "The original request's path, after `/ext-authz/`; may hold further segments."),
+    ),
+    responses(ProxyAnswers)
+)]
 fn ext_authz(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path("authz")
         .and(warp::path::param::<WorkspaceId>())
@@ -145,6 +246,27 @@ fn ext_authz(state: AppState) -> impl Filter<Extract = (Response,), Error = Reje
 }
 
 /// POST /api/v1/authz/{workspace_id}/explain
+///
+/// The same decision a proxy would get, as a dry run: no use of the token
+/// is recorded and no failure counted.
+#[utoipa::path(
+    post,
+    path = "/api/v1/authz/{workspace_id}/explain",
+    operation_id = "explain_forward_auth",
+    tag = "forward-auth",
+    summary = "Explain a forward-auth decision (needs `routes:read`)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("workspace_id" = String, Path, format = "uuid", description = "The caller's workspace."),
+        ActingWorkspace,
+    ),
+    request_body = ExplainBody,
+    responses(
+        (status = 200, description = "The decision and the answer a proxy would get.",
+            body = Data<Explanation>),
+        BodyErrors, CredentialErrors, NotFound, ServerErrors,
+    )
+)]
 pub fn explain(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("authz" / WorkspaceId / "explain")
         .and(warp::post())
@@ -633,6 +755,50 @@ fn denial(endpoint: Endpoint, err: &ApiError) -> Response {
         .headers_mut()
         .insert(ERROR, HeaderValue::from_static(err.code()));
     response
+}
+
+// Read by `handle_explain`; tests/openapi.rs checks the two agree.
+/// The body of `POST /authz/{workspace_id}/explain`: a request as a proxy
+/// would describe it.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(examples(json!({"method": "GET", "uri": "/contacts/42", "host": "api.example.com"})))]
+#[allow(dead_code)]
+struct ExplainBody {
+    method: String,
+    /// The path and query.
+    uri: String,
+    host: Option<String>,
+    /// The bearer token the request would carry.
+    token: Option<String>,
+}
+
+/// What `explain` answers.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct Explanation {
+    /// `null` when the path has no canonical form.
+    #[schema(required = true)]
+    canonical_path: Option<String>,
+    /// The deciding rule's id; `null` when none matched.
+    #[schema(required = true)]
+    rule: Option<String>,
+    required_scopes: Vec<String>,
+    decision: ExplainedDecision,
+    /// `token` or `anonymous` when allowed, else the `error` code.
+    code: String,
+    /// The status a proxy would get.
+    status: u16,
+    /// tokenward's headers in that answer.
+    headers: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ExplainedDecision {
+    Allow,
+    Deny,
 }
 
 async fn handle_explain(

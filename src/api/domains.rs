@@ -2,13 +2,20 @@
 //! `"<domain> token <number>"` and holding `domain:<name>`.
 
 use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::auth;
+use super::auth::ActingWorkspace;
 use super::body::{self, Fields};
-use super::query::{Query, query};
+use super::openapi::{
+    BodyErrors, Conflict, CredentialErrors, NotFound, ServerErrors, Unprocessable,
+};
+use super::query::{PageParams, Query, query};
+use super::reply::{Data, Page};
+use super::token_object::TokenWithSecret;
 use super::tokens::{TokenView, new_secret, prefix_for};
 use super::{reply, with};
 use crate::auth::caller::Caller;
@@ -24,6 +31,11 @@ use crate::store::{DomainUsage, NewToken, TokenName};
 
 type DomainId = Id<Domain>;
 
+/// This file's operations in the API document.
+#[derive(OpenApi)]
+#[openapi(paths(create, list, get, delete))]
+pub(super) struct Doc;
+
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     create(state.clone())
         .or(list(state.clone()))
@@ -36,6 +48,27 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 /// POST /api/v1/domains
+#[utoipa::path(
+    post,
+    path = "/api/v1/domains",
+    operation_id = "create_domain",
+    tag = "domains",
+    summary = "Add a domain, with its first token (needs `domains`)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(ActingWorkspace),
+    request_body = CreateDomainBody,
+    responses(
+        (status = 201, description = "The domain and its token, secret included.",
+            body = Data<Created>,
+            links(
+                ("GetDomain" = (operation_id = "get_domain",
+                    parameters(("id" = "$response.body#/data/domain/id")))),
+                ("DeleteDomain" = (operation_id = "delete_domain",
+                    parameters(("id" = "$response.body#/data/domain/id")))),
+            )),
+        BodyErrors, CredentialErrors, NotFound, Conflict, ServerErrors,
+    )
+)]
 fn create(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("domains")
         .and(warp::post())
@@ -46,6 +79,19 @@ fn create(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
 }
 
 /// GET /api/v1/domains
+#[utoipa::path(
+    get,
+    path = "/api/v1/domains",
+    operation_id = "list_domains",
+    tag = "domains",
+    summary = "The workspace's domains (needs `domains:read`)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(ActingWorkspace, PageParams),
+    responses(
+        (status = 200, description = "One page of the list.", body = Page<DomainView>),
+        CredentialErrors, NotFound, Unprocessable, ServerErrors,
+    )
+)]
 fn list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("domains")
         .and(warp::get())
@@ -56,6 +102,19 @@ fn list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection
 }
 
 /// GET /api/v1/domains/{id}
+#[utoipa::path(
+    get,
+    path = "/api/v1/domains/{id}",
+    operation_id = "get_domain",
+    tag = "domains",
+    summary = "A domain with its count of active tokens (needs `domains:read`)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, format = "uuid", description = "The domain."), ActingWorkspace),
+    responses(
+        (status = 200, description = "The domain.", body = Data<DomainView>),
+        CredentialErrors, NotFound, ServerErrors,
+    )
+)]
 fn get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("domains" / DomainId)
         .and(warp::get())
@@ -65,6 +124,19 @@ fn get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection>
 }
 
 /// DELETE /api/v1/domains/{id}
+#[utoipa::path(
+    delete,
+    path = "/api/v1/domains/{id}",
+    operation_id = "delete_domain",
+    tag = "domains",
+    summary = "Remove a domain and its grants (needs `domains`)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, format = "uuid", description = "The domain."), ActingWorkspace),
+    responses(
+        (status = 204, description = "Removed; tokens left with no scope are revoked."),
+        CredentialErrors, NotFound, ServerErrors,
+    )
+)]
 fn delete(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("domains" / DomainId)
         .and(warp::delete())
@@ -73,7 +145,9 @@ fn delete(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
         .and_then(handle_delete)
 }
 
-#[derive(Serialize)]
+/// A domain with its count of active tokens holding `domain:<name>` or
+/// `domain:<name>:read`.
+#[derive(Serialize, ToSchema)]
 struct DomainView {
     #[serde(flatten)]
     domain: Domain,
@@ -89,9 +163,26 @@ impl From<DomainUsage> for DomainView {
     }
 }
 
-#[derive(Serialize)]
+// Read by `handle_create`; tests/openapi.rs checks the two agree.
+/// The body of `POST /domains`.
+#[derive(ToSchema)]
+#[schema(examples(json!({"name": "example.com"})))]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct CreateDomainBody {
+    /// A DNS host name of at least two labels; lower-cased. (The pattern
+    /// admits all the server takes and a little more: labels are also 1–63
+    /// characters without a leading or trailing hyphen.)
+    #[schema(pattern = r"^\s*[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\s*$")]
+    name: String,
+}
+
+/// A new domain and its token.
+#[derive(Serialize, ToSchema)]
 struct Created<'a> {
     domain: Domain,
+    /// Named `"<domain> token <number>"`, holding `domain:<name>`.
+    #[schema(value_type = TokenWithSecret)]
     token: TokenView<'a>,
 }
 

@@ -9,6 +9,7 @@ mod auth;
 mod authz;
 mod body;
 mod domains;
+mod openapi;
 mod query;
 mod reply;
 mod routes;
@@ -34,6 +35,7 @@ use crate::state::AppState;
 use crate::store::StoreError;
 
 pub use body::MAX_BODY_BYTES;
+pub use openapi::build as openapi_document;
 
 /// The request body reader on its own, for the fuzz targets (`fuzz/`) and the
 /// replay of their corpora (`tests/fuzz_corpus.rs`). Not part of the API.
@@ -49,6 +51,7 @@ fn with(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallibl
 
 /// Every route of the server.
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    openapi::prepare();
     let request_log = state.request_log.clone();
     let counted = state.clone();
     let v1 = || warp::path("api").and(warp::path("v1"));
@@ -75,6 +78,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
             .or(routes::routes(state.clone()))
             .unify()
             .or(authz::explain(state.clone()).boxed())
+            .unify()
+            .or(openapi::routes())
             .unify(),
     );
     verify
@@ -85,6 +90,9 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(no_metrics_here())
         .unify()
         .or(web::routes(state))
+        .unify()
+        // Last: marks a method the path does not document, for `recover`.
+        .or(openapi::method_not_allowed())
         .unify()
         .recover(recover)
         .unify()
@@ -158,6 +166,13 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     }
     if let Some(err) = rejection.find::<StoreError>() {
         return Ok(reply::error(&ApiError::from(err.clone())));
+    }
+    if let Some(disallowed) = rejection.find::<openapi::Disallowed>() {
+        let mut response = reply::error(&ApiError::MethodNotAllowed);
+        response
+            .headers_mut()
+            .insert(header::ALLOW, disallowed.allow.clone());
+        return Ok(response);
     }
     let err = if rejection.is_not_found() {
         ApiError::NotFound

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 
+use utoipa::IntoParams;
 use warp::Filter;
 
 use crate::error::{ApiError, Details};
@@ -14,6 +15,19 @@ pub const MAX_PER_PAGE: u32 = 100;
 
 #[derive(Clone, Debug, Default)]
 pub struct Query(HashMap<String, String>);
+
+/// `?page=&per_page=` in the API document, as [`Query::paging`] reads them.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageParams {
+    /// The page to show, from 1.
+    #[param(minimum = 1, maximum = 4_294_967_295_i64)]
+    page: Option<i64>,
+    /// Items per page.
+    #[param(minimum = 1, maximum = 100)]
+    per_page: Option<i64>,
+}
 
 pub fn query() -> impl Filter<Extract = (Query,), Error = Infallible> + Clone {
     warp::query::raw()

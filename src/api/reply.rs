@@ -1,6 +1,12 @@
 //! The response envelope of §1, and the error responses.
 
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
 use serde::Serialize;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Ref, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
@@ -19,20 +25,96 @@ struct Success<'a, T: Serialize> {
     meta: Option<ListMeta>,
 }
 
-#[derive(Serialize, Clone, Copy)]
+/// Where a page of a list stands (§1).
+#[derive(Serialize, Clone, Copy, ToSchema)]
 pub struct ListMeta {
+    /// The page shown, from 1 (`?page=`).
     pub page: u32,
+    /// Items per page, 1..100 (`?per_page=`, default 20).
     pub per_page: u32,
+    /// Items in the whole list.
     pub total: u64,
 }
 
-#[derive(Serialize)]
-struct Failure<'a> {
+/// The error envelope: a client can always branch on `error` alone.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Failure<'a> {
+    /// Always `false`.
     success: bool,
+    /// A stable snake_case code.
     error: &'a str,
+    /// A sentence for people; never internal details.
     message: String,
+    /// For `422`: each refused field with its problem, all at once.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
     details: Option<&'a crate::error::Details>,
+}
+
+/// In the API document, the envelope of one `T`: what [`ok`] and
+/// [`created`] write. Its `data` refers to `T`'s schema by name rather
+/// than copying it, so each schema is written once.
+pub struct Data<T>(PhantomData<T>);
+
+/// In the API document, the envelope of one page of a list of `T`: what
+/// [`page`] writes.
+pub struct Page<T>(PhantomData<T>);
+
+fn envelope_schema(data: RefOr<Schema>, meta: bool) -> RefOr<Schema> {
+    let mut object = ObjectBuilder::new()
+        .property(
+            "success",
+            ObjectBuilder::new()
+                .schema_type(Type::Boolean)
+                .description(Some("Always `true`.")),
+        )
+        .required("success")
+        .property("data", data)
+        .required("data");
+    if meta {
+        object = object
+            .property("meta", Ref::from_schema_name(ListMeta::name()))
+            .required("meta");
+    }
+    object.into()
+}
+
+// utoipa's path macro composes a generic body type (`Data<Me>`) through
+// `ComposeSchema`; utoipa implements `PartialSchema` from it.
+impl<T: ToSchema> utoipa::__dev::ComposeSchema for Data<T> {
+    fn compose(_: Vec<RefOr<Schema>>) -> RefOr<Schema> {
+        envelope_schema(Ref::from_schema_name(T::name()).into(), false)
+    }
+}
+
+impl<T: ToSchema> ToSchema for Data<T> {
+    fn name() -> Cow<'static, str> {
+        "Data".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((T::name().into(), T::schema()));
+        T::schemas(schemas);
+    }
+}
+
+impl<T: ToSchema> utoipa::__dev::ComposeSchema for Page<T> {
+    fn compose(_: Vec<RefOr<Schema>>) -> RefOr<Schema> {
+        let items = ArrayBuilder::new().items(Ref::from_schema_name(T::name()));
+        envelope_schema(items.into(), true)
+    }
+}
+
+impl<T: ToSchema> ToSchema for Page<T> {
+    fn name() -> Cow<'static, str> {
+        "Page".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((T::name().into(), T::schema()));
+        T::schemas(schemas);
+        schemas.push((ListMeta::name().into(), ListMeta::schema()));
+    }
 }
 
 pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
@@ -166,4 +248,54 @@ pub fn error(err: &ApiError) -> Response {
         _ => {}
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    fn sorted_keys(object: &Value) -> Vec<String> {
+        let mut keys: Vec<String> = object.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    fn documented(schema: RefOr<Schema>) -> Vec<String> {
+        sorted_keys(&serde_json::to_value(schema).unwrap()["properties"])
+    }
+
+    fn written(value: impl Serialize) -> Vec<String> {
+        sorted_keys(&serde_json::to_value(value).unwrap())
+    }
+
+    #[test]
+    fn the_documented_envelopes_are_the_written_ones() {
+        let meta = ListMeta {
+            page: 1,
+            per_page: 20,
+            total: 2,
+        };
+        let one = Success {
+            success: true,
+            data: &"x",
+            meta: None,
+        };
+        assert_eq!(documented(Data::<ListMeta>::schema()), written(one));
+        let list = Success {
+            success: true,
+            data: &[1, 2],
+            meta: Some(meta),
+        };
+        assert_eq!(documented(Page::<ListMeta>::schema()), written(list));
+        let details = crate::error::Details::from([("name".to_owned(), "x".to_owned())]);
+        let failure = Failure {
+            success: false,
+            error: "validation_failed",
+            message: "x".into(),
+            details: Some(&details),
+        };
+        assert_eq!(documented(Failure::schema()), written(failure));
+    }
 }

@@ -2,17 +2,25 @@
 //! instance admin changes them. Plus the public facts a sign-in page needs.
 
 use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::auth;
 use super::body::{self, Fields};
+use super::openapi::{BodyErrors, CredentialErrors, ServerErrors};
+use super::reply::Data;
 use super::{reply, with};
 use crate::auth::caller::SessionCaller;
-use crate::core::settings::SettingsPatch;
+use crate::core::settings::{Settings, SettingsPatch};
 use crate::error::ApiError;
 use crate::state::{AppState, lock};
+
+/// This file's operations in the API document.
+#[derive(OpenApi)]
+#[openapi(paths(instance, get, update))]
+pub(super) struct Doc;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     get(state.clone())
@@ -26,7 +34,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 /// What anyone may know before signing in: whether the instance still needs
 /// its first account (and the setup code for it), and whether sign-up is
 /// open.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Instance {
     version: &'static str,
     needs_first_account: bool,
@@ -35,6 +43,17 @@ struct Instance {
 }
 
 /// GET /api/v1/instance
+#[utoipa::path(
+    get,
+    path = "/api/v1/instance",
+    operation_id = "get_instance",
+    tag = "settings",
+    summary = "What a sign-in page needs to know",
+    responses(
+        (status = 200, description = "The public facts.", body = Data<Instance>),
+        ServerErrors,
+    )
+)]
 fn instance(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("instance")
         .and(warp::get())
@@ -52,6 +71,18 @@ fn instance(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejec
 }
 
 /// GET /api/v1/settings
+#[utoipa::path(
+    get,
+    path = "/api/v1/settings",
+    operation_id = "get_settings",
+    tag = "settings",
+    summary = "The instance settings",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The settings.", body = Data<Settings>),
+        CredentialErrors, ServerErrors,
+    )
+)]
 fn get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("settings")
         .and(warp::get())
@@ -64,6 +95,23 @@ fn get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection>
 }
 
 /// PATCH /api/v1/settings
+///
+/// A change that fails validation changes nothing; one that would leave
+/// `default_ttl_seconds` above `max_ttl_seconds` fails (send both to lower
+/// both).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/settings",
+    operation_id = "update_settings",
+    tag = "settings",
+    summary = "Change the instance settings (the instance admin)",
+    security(("bearer" = []), ("cookie" = [])),
+    request_body = SettingsBody,
+    responses(
+        (status = 200, description = "The settings after the change.", body = Data<Settings>),
+        BodyErrors, CredentialErrors, ServerErrors,
+    )
+)]
 fn update(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("settings")
         .and(warp::patch())
@@ -71,6 +119,39 @@ fn update(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
         .and(body::json())
         .and(with(state))
         .and_then(handle_update)
+}
+
+// Read by `handle_update`; tests/openapi.rs checks the two agree, and a
+// unit test that the ranges are those of `core::settings`.
+/// The body of `PATCH /settings`: every field optional.
+#[derive(ToSchema)]
+#[schema(examples(json!({"allow_signup": true, "default_ttl_seconds": 3600})))]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct SettingsBody {
+    /// Expiry when a create names none.
+    #[schema(minimum = 60, maximum = 31_536_000)]
+    default_ttl_seconds: Option<i64>,
+    /// The longest a token may live.
+    #[schema(minimum = 60, maximum = 31_536_000)]
+    max_ttl_seconds: Option<i64>,
+    /// Whether `never_expires: true` is allowed.
+    allow_no_expiry: Option<bool>,
+    /// How long the old token lives after a reset.
+    #[schema(minimum = 0, maximum = 604_800)]
+    reset_grace_seconds: Option<i64>,
+    /// Expired or revoked tokens are deleted this long after (0: at the
+    /// next sweep).
+    #[schema(minimum = 0, maximum = 31_536_000)]
+    purge_after_seconds: Option<i64>,
+    /// Open sign-up.
+    allow_signup: Option<bool>,
+    /// The instance's token prefix.
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,14}_$")]
+    token_prefix: Option<String>,
+    /// Days audit entries are kept before the sweeper purges them.
+    #[schema(minimum = 1, maximum = 3650)]
+    audit_retention_days: Option<i64>,
 }
 
 async fn handle_update(
@@ -96,4 +177,28 @@ async fn handle_update(
     fields.finish()?;
     let settings = state.store.update_settings(patch, session.actor()).await?;
     Ok(reply::ok(&settings))
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::PartialSchema;
+
+    use super::*;
+    use crate::core::settings::{AUDIT_RETENTION_RANGE, GRACE_RANGE, PURGE_RANGE, TTL_RANGE};
+
+    #[test]
+    fn the_documented_ranges_are_the_enforced_ones() {
+        let schema = serde_json::to_value(SettingsBody::schema()).unwrap();
+        for (field, (lo, hi)) in [
+            ("default_ttl_seconds", TTL_RANGE),
+            ("max_ttl_seconds", TTL_RANGE),
+            ("reset_grace_seconds", GRACE_RANGE),
+            ("purge_after_seconds", PURGE_RANGE),
+            ("audit_retention_days", AUDIT_RETENTION_RANGE),
+        ] {
+            let property = &schema["properties"][field];
+            assert_eq!(property["minimum"], lo, "{field}");
+            assert_eq!(property["maximum"], hi, "{field}");
+        }
+    }
 }

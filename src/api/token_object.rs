@@ -12,12 +12,19 @@
 //! Both paths go through the same two field lists ([`fixed_fields`],
 //! [`live_fields`]), so they cannot drift apart.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    ArrayBuilder, KnownFormat, Object, ObjectBuilder, OneOfBuilder, Ref, Schema, SchemaFormat, Type,
+};
+use utoipa::{PartialSchema, ToSchema};
 
-use crate::core::model::{Token, TokenGrant, TokenState};
+use super::openapi::uuid_schema;
+use crate::core::model::{AccountRef, Token, TokenGrant, TokenState};
 use crate::core::scopes::Scope;
 use crate::core::time::Timestamp;
 use crate::core::token_format::Secret;
@@ -151,6 +158,138 @@ impl Serialize for Live<'_, '_> {
     }
 }
 
+/// The token object's schema in the API document. Written by hand like its
+/// serialisation; a test below keeps the two alike.
+fn token_schema(with_secret: bool) -> Object {
+    let uuid = uuid_schema;
+    let nullable = |schema: RefOr<Schema>, description: &str| {
+        OneOfBuilder::new()
+            .item(schema)
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .description(Some(description))
+    };
+    let timestamp = || RefOr::Ref(Ref::from_schema_name(Timestamp::name()));
+    let mut object = ObjectBuilder::new()
+        .property("id", uuid())
+        .property(
+            "number",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .description(Some(
+                    "An instance-wide sequence number, used in generated names.",
+                )),
+        )
+        .property("name", ObjectBuilder::new().schema_type(Type::String))
+        .property(
+            "token_hint",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("The prefix, `…`, and the secret's last 4 characters.")),
+        )
+        .property("workspace_id", uuid())
+        .property("created_by", Ref::from_schema_name(AccountRef::name()))
+        .property("created_at", Ref::from_schema_name(Timestamp::name()))
+        .property(
+            "expires_at",
+            nullable(timestamp(), "`null` when the token never expires."),
+        )
+        .property("revoked_at", nullable(timestamp(), "`null` unless revoked."))
+        .property(
+            "replaced_by",
+            nullable(uuid().into(), "The token that a reset made in its place."),
+        )
+        .property(
+            "scopes",
+            ArrayBuilder::new()
+                .items(Ref::from_schema_name(Scope::name()))
+                .description(Some(
+                    "Its scopes; in a verification, the effective ones (its own as its owner's grants allow now).",
+                )),
+        )
+        .property("state", Ref::from_schema_name(TokenState::name()))
+        .property("last_used_at", nullable(timestamp(), "`null` until first used."))
+        .property(
+            "last_used_ip",
+            nullable(
+                ObjectBuilder::new().schema_type(Type::String).into(),
+                "The address of the latest use.",
+            ),
+        );
+    for field in [
+        "id",
+        "number",
+        "name",
+        "token_hint",
+        "workspace_id",
+        "created_by",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "replaced_by",
+        "scopes",
+        "state",
+        "last_used_at",
+        "last_used_ip",
+    ] {
+        object = object.required(field);
+    }
+    if with_secret {
+        object = object
+            .property(
+                "token",
+                ObjectBuilder::new().schema_type(Type::String).description(Some(
+                    "The secret: shown this once, right after create or reset, and never again.",
+                )),
+            )
+            .required("token")
+            .description(Some("A token object with its secret, right after create or reset."));
+    } else {
+        object = object.description(Some("A token object; never its secret."));
+    }
+    object.build()
+}
+
+/// Schemas the token object refers to.
+fn token_references(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+    schemas.push((AccountRef::name().into(), AccountRef::schema()));
+    schemas.push((Timestamp::name().into(), Timestamp::schema()));
+    schemas.push((Scope::name().into(), Scope::schema()));
+    schemas.push((TokenState::name().into(), TokenState::schema()));
+}
+
+impl PartialSchema for TokenView<'_> {
+    fn schema() -> RefOr<Schema> {
+        token_schema(false).into()
+    }
+}
+
+impl ToSchema for TokenView<'_> {
+    fn name() -> Cow<'static, str> {
+        "Token".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        token_references(schemas);
+    }
+}
+
+/// In the API document, a token object right after create or reset: with
+/// `token`, the secret ([`TokenView::with_secret`]).
+pub struct TokenWithSecret;
+
+impl PartialSchema for TokenWithSecret {
+    fn schema() -> RefOr<Schema> {
+        token_schema(true).into()
+    }
+}
+
+impl ToSchema for TokenWithSecret {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        token_references(schemas);
+    }
+}
+
 /// The fixed fields as JSON object members, without the braces:
 /// `"id":"…",…,"replaced_by":null`.
 fn render_fixed(token: &Token) -> serde_json::Result<Box<[u8]>> {
@@ -231,6 +370,43 @@ mod tests {
                 assert_eq!(spliced(&grant, view), whole);
                 assert_eq!(spliced(&grant, view), whole);
             }
+        }
+    }
+
+    #[test]
+    fn the_schemas_name_exactly_the_fields_written() {
+        let usage = UsageLog::default();
+        let grant = grant(token("CRM", true, true));
+        let secret = token_format::generate(&Prefix::parse("tw_").unwrap()).unwrap();
+        let now = Timestamp(0);
+        for (view, schema) in [
+            (
+                TokenView::new(&grant.token, &usage, now),
+                TokenView::schema(),
+            ),
+            (
+                TokenView::new(&grant.token, &usage, now).with_secret(&secret),
+                TokenWithSecret::schema(),
+            ),
+        ] {
+            let object: Value = serde_json::to_value(&view).unwrap();
+            let written: Vec<&String> = object.as_object().unwrap().keys().collect();
+            let schema = serde_json::to_value(schema).unwrap();
+            let mut properties: Vec<&String> =
+                schema["properties"].as_object().unwrap().keys().collect();
+            let mut required: Vec<&str> = schema["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            let mut written_sorted = written.clone();
+            written_sorted.sort();
+            properties.sort();
+            required.sort_unstable();
+            assert_eq!(properties, written_sorted);
+            let written: Vec<&str> = written_sorted.iter().map(|s| s.as_str()).collect();
+            assert_eq!(required, written);
         }
     }
 

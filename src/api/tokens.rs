@@ -5,14 +5,20 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth;
+use super::auth::{self, ActingWorkspace};
 use super::body::{self, Fields};
-use super::query::{Query, query};
+use super::openapi::{
+    BodyErrors, Conflict, CredentialErrors, NotFound, RateLimited, ServerErrors, Unprocessable,
+};
+use super::query::{PageParams, Query, query};
+use super::reply::{Data, Page};
 pub use super::token_object::TokenView;
+use super::token_object::TokenWithSecret;
 use super::{reply, with};
 use crate::auth::caller::Caller;
 use crate::auth::presented_token::{Inspection, inspect};
@@ -31,6 +37,33 @@ use crate::state::AppState;
 use crate::store::{NewToken, TokenEdit, TokenName, TokenQuery};
 
 type TokenId = Id<Token>;
+
+/// This file's operations in the API document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(verify, token_self, create, list, get, update, revoke, reset),
+    modifiers(&ResetBodyMayBeLeftOut)
+)]
+pub(super) struct Doc;
+
+/// A reset's body may be left out (`body::optional_json`); utoipa marks a
+/// body optional only by making its schema nullable, and `null` is not a
+/// body the server takes.
+struct ResetBodyMayBeLeftOut;
+
+impl utoipa::Modify for ResetBodyMayBeLeftOut {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let reset = openapi
+            .paths
+            .paths
+            .get_mut("/api/v1/tokens/{id}/reset")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|operation| operation.request_body.as_mut());
+        if let Some(utoipa::openapi::RefOr::T(body)) = reset {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
+    }
+}
 
 /// Every token route but [`verify`], which `api::routes` tries first.
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
@@ -51,6 +84,27 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 /// POST /api/v1/tokens/verify
+///
+/// Every answer is about one workspace, pinned either by the caller's own
+/// verifier token (an API token holding `verify` or `verify:read`; never
+/// rate limited) or, anonymously, by `workspace_id` (failed verifications
+/// are limited per client address). A token of any other workspace answers
+/// like an unknown one. A successful verification counts as a use of the
+/// token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens/verify",
+    operation_id = "verify_token",
+    tag = "tokens",
+    summary = "Check a token, for another service",
+    security((), ("verifier" = [])),
+    request_body = VerifyBody,
+    responses(
+        (status = 200, description = "The verdict: always `200` for a well-formed request.",
+            body = Data<Verification>),
+        BodyErrors, CredentialErrors, RateLimited, ServerErrors,
+    )
+)]
 pub fn verify(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("tokens" / "verify")
         .and(warp::post())
@@ -62,6 +116,18 @@ pub fn verify(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 }
 
 /// GET /api/v1/tokens/self
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens/self",
+    operation_id = "get_token_self",
+    tag = "tokens",
+    summary = "The calling API token itself",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The calling token.", body = Data<TokenView>),
+        CredentialErrors, ServerErrors,
+    )
+)]
 fn token_self(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("tokens" / "self")
         .and(warp::get())
@@ -71,6 +137,34 @@ fn token_self(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 }
 
 /// POST /api/v1/tokens
+///
+/// Only scopes the caller holds, and, for a token creating a token, an
+/// expiry no later than its own. The secret is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    operation_id = "create_token",
+    tag = "tokens",
+    summary = "Create a token (needs `tokens`)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(ActingWorkspace),
+    request_body = CreateTokenBody,
+    responses(
+        (status = 201, description = "The token with its secret, shown this once.",
+            body = Data<TokenWithSecret>,
+            links(
+                ("GetToken" = (operation_id = "get_token",
+                    parameters(("id" = "$response.body#/data/id")))),
+                ("UpdateToken" = (operation_id = "update_token",
+                    parameters(("id" = "$response.body#/data/id")))),
+                ("RevokeToken" = (operation_id = "revoke_token",
+                    parameters(("id" = "$response.body#/data/id")))),
+                ("ResetToken" = (operation_id = "reset_token",
+                    parameters(("id" = "$response.body#/data/id")))),
+            )),
+        BodyErrors, CredentialErrors, NotFound, ServerErrors,
+    )
+)]
 fn create(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("tokens")
         .and(warp::post())
@@ -81,6 +175,19 @@ fn create(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
 }
 
 /// GET /api/v1/tokens
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    operation_id = "list_tokens",
+    tag = "tokens",
+    summary = "The workspace's tokens (needs `tokens:read`)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(ActingWorkspace, TokenListParams, PageParams),
+    responses(
+        (status = 200, description = "One page of the list: admins see every token of the workspace, members their own.", body = Page<TokenView>),
+        CredentialErrors, NotFound, Unprocessable, ServerErrors,
+    )
+)]
 fn list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("tokens")
         .and(warp::get())
@@ -91,6 +198,19 @@ fn list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection
 }
 
 /// GET /api/v1/tokens/{id}
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens/{id}",
+    operation_id = "get_token",
+    tag = "tokens",
+    summary = "A token (needs `tokens:read`)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, format = "uuid", description = "The token."), ActingWorkspace),
+    responses(
+        (status = 200, description = "The token.", body = Data<TokenView>),
+        CredentialErrors, NotFound, ServerErrors,
+    )
+)]
 fn get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("tokens" / TokenId)
         .and(warp::get())
@@ -100,6 +220,20 @@ fn get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection>
 }
 
 /// PATCH /api/v1/tokens/{id}
+#[utoipa::path(
+    patch,
+    path = "/api/v1/tokens/{id}",
+    operation_id = "update_token",
+    tag = "tokens",
+    summary = "Rename a token or change its scopes (needs `tokens`)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, format = "uuid", description = "The token."), ActingWorkspace),
+    request_body = UpdateTokenBody,
+    responses(
+        (status = 200, description = "The changed token.", body = Data<TokenView>),
+        BodyErrors, CredentialErrors, NotFound, Conflict, ServerErrors,
+    )
+)]
 fn update(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("tokens" / TokenId)
         .and(warp::patch())
@@ -110,6 +244,19 @@ fn update(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
 }
 
 /// DELETE /api/v1/tokens/{id}
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    operation_id = "revoke_token",
+    tag = "tokens",
+    summary = "Revoke a token now (needs `tokens`)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, format = "uuid", description = "The token."), ActingWorkspace),
+    responses(
+        (status = 204, description = "Revoked: its very next use fails. Revoking a revoked token is a `204` too."),
+        CredentialErrors, NotFound, Conflict, ServerErrors,
+    )
+)]
 fn revoke(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("tokens" / TokenId)
         .and(warp::delete())
@@ -119,6 +266,36 @@ fn revoke(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
 }
 
 /// POST /api/v1/tokens/{id}/reset
+///
+/// The new token has the old one's scopes, owner and lifetime length, and
+/// is named with its own number; the old token expires at the end of the
+/// grace period (`grace_seconds`, else `reset_grace_seconds`) unless it
+/// expires sooner, and names the new one in `replaced_by`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens/{id}/reset",
+    operation_id = "reset_token",
+    tag = "tokens",
+    summary = "Replace a token by a new one, the old one living on for a grace period (needs `tokens`)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, format = "uuid", description = "The token."), ActingWorkspace),
+    request_body(content = ResetTokenBody, description = "May be left out."),
+    responses(
+        (status = 201, description = "The new token with its secret, shown this once.",
+            body = Data<TokenWithSecret>,
+            links(
+                ("GetToken" = (operation_id = "get_token",
+                    parameters(("id" = "$response.body#/data/id")))),
+                ("UpdateToken" = (operation_id = "update_token",
+                    parameters(("id" = "$response.body#/data/id")))),
+                ("RevokeToken" = (operation_id = "revoke_token",
+                    parameters(("id" = "$response.body#/data/id")))),
+                ("ResetToken" = (operation_id = "reset_token",
+                    parameters(("id" = "$response.body#/data/id")))),
+            )),
+        BodyErrors, CredentialErrors, NotFound, Conflict, ServerErrors,
+    )
+)]
 fn reset(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("tokens" / TokenId / "reset")
         .and(warp::post())
@@ -126,6 +303,124 @@ fn reset(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejectio
         .and(body::optional_json())
         .and(with(state))
         .and_then(handle_reset)
+}
+
+// Read by `handle_verify`; tests/openapi.rs checks the two agree.
+/// The body of `POST /tokens/verify`.
+#[derive(ToSchema)]
+#[schema(examples(json!({"token": "tw_4fPqd0aXc2bRt9LmN3vY7kQ1sE8hJ6uW5pZo0Ab1C2", "scopes": ["contacts:read"]})))]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct VerifyBody {
+    /// The token to check.
+    token: String,
+    /// Scopes the token must hold, all of them.
+    scopes: Option<Vec<Scope>>,
+    /// The workspace whose tokens are verified; required without a
+    /// verifier token, and equal to its workspace with one.
+    #[schema(value_type = Option<String>, format = "uuid")]
+    workspace_id: Option<Id<Workspace>>,
+}
+
+/// A verdict of `POST /tokens/verify`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct Verification {
+    /// `true` exactly when `code` is `VALID`.
+    valid: bool,
+    code: VerifyCode,
+    /// The token with its effective scopes; `null` for `MALFORMED` and
+    /// `NOT_FOUND`.
+    #[schema(required = true)]
+    token: Option<TokenView<'static>>,
+}
+
+/// Why a token is or is not valid.
+#[derive(ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(dead_code)]
+enum VerifyCode {
+    Valid,
+    Malformed,
+    NotFound,
+    Expired,
+    Revoked,
+    /// Its owner was removed from the workspace or disabled.
+    Disabled,
+    /// Valid, but without every scope asked for.
+    InsufficientScope,
+}
+
+// Read by `handle_create`; tests/openapi.rs checks the two agree.
+/// The body of `POST /tokens`. With no expiry given, the token lives
+/// `default_ttl_seconds`.
+#[derive(ToSchema)]
+#[schema(examples(json!({"name": "CRM Integration", "scopes": ["tokens:read"], "expires_in": 86400})))]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct CreateTokenBody {
+    /// 1–100 characters after trimming; no control, bidirectional or
+    /// zero-width characters.
+    #[schema(min_length = 1)]
+    name: String,
+    /// At least one; only scopes the caller holds.
+    #[schema(min_items = 1)]
+    scopes: Vec<Scope>,
+    /// Seconds from now; not with `expires_at`.
+    #[schema(minimum = 1)]
+    expires_in: Option<i64>,
+    /// An instant in the future; not with `expires_in`.
+    expires_at: Option<Timestamp>,
+    /// A token that never expires, where the settings allow it.
+    never_expires: Option<bool>,
+}
+
+/// `?state=` of `GET /tokens`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct TokenListParams {
+    /// Which tokens: `active`, `expired`, `revoked` or `all` (the default;
+    /// tokens not yet purged).
+    #[param(inline)]
+    state: Option<StateFilter>,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum StateFilter {
+    Active,
+    Expired,
+    Revoked,
+    All,
+}
+
+// Read by `handle_update`; tests/openapi.rs checks the two agree.
+/// The body of `PATCH /tokens/{id}`.
+#[derive(ToSchema)]
+#[schema(examples(json!({"name": "CRM Integration (read only)", "scopes": ["tokens:read"]})))]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct UpdateTokenBody {
+    /// 1–100 characters after trimming.
+    #[schema(min_length = 1)]
+    name: Option<String>,
+    /// At least one; only scopes the caller holds.
+    #[schema(min_items = 1)]
+    scopes: Option<Vec<Scope>>,
+}
+
+// Read by `handle_reset`; tests/openapi.rs checks the two agree.
+/// The body of `POST /tokens/{id}/reset` (which may be left out).
+#[derive(ToSchema)]
+#[schema(examples(json!({"grace_seconds": 3600})))]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ResetTokenBody {
+    /// How long the old token lives on; default `reset_grace_seconds`.
+    #[schema(minimum = 0, maximum = 604_800)]
+    grace_seconds: Option<i64>,
 }
 
 /// The prefix new tokens of the workspace get: its own, else the instance's.
@@ -510,4 +805,22 @@ async fn handle_reset(
     Ok(reply::created(
         &TokenView::new(&token, &state.usage, now).with_secret(&secret),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::PartialSchema;
+
+    use super::*;
+
+    #[test]
+    fn the_documented_grace_is_the_enforced_one() {
+        let schema = serde_json::to_value(ResetTokenBody::schema()).unwrap();
+        let grace = &schema["properties"]["grace_seconds"];
+        let (lo, hi) = crate::core::settings::GRACE_RANGE;
+        assert_eq!(
+            (&grace["minimum"], &grace["maximum"]),
+            (&lo.into(), &hi.into())
+        );
+    }
 }

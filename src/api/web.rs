@@ -36,11 +36,27 @@ static ETAGS: LazyLock<HashMap<String, String>> = LazyLock::new(|| {
     etags
 });
 
+/// This file's operations in the API document (the web UI is not in it).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(health))]
+pub(super) struct Doc;
+
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     health(state).or(ui()).unify().boxed()
 }
 
 /// GET /healthz
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "health",
+    tag = "operations",
+    summary = "Whether the server can use its database",
+    responses(
+        (status = 200, description = "Healthy: `{\"status\": \"ok\"}`.", body = Health),
+        (status = 503, description = "Unhealthy, with the reason.", body = Health),
+    )
+)]
 fn health(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("healthz")
         .and(warp::get())
@@ -123,4 +139,22 @@ fn serve(path: &str, if_none_match: Option<&str>) -> Option<Response> {
         headers.insert(header::ETAG, value);
     }
     Some(response)
+}
+
+/// The answer of `GET /healthz`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Health {
+    status: HealthStatus,
+    /// Why it is unavailable.
+    #[schema(nullable = false)]
+    reason: Option<String>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum HealthStatus {
+    Ok,
+    Unavailable,
 }

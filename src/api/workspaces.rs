@@ -2,6 +2,7 @@
 //! (§4 "Workspaces, members, scope catalog"). These endpoints need a
 //! session: reading needs membership, changing needs the admin role.
 
+use utoipa::{OpenApi, ToSchema};
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -9,11 +10,16 @@ use warp::{Filter, Rejection};
 use super::accounts::WorkspaceView;
 use super::auth;
 use super::body::{self, Fields};
-use super::query::{Query, query};
+use super::openapi::{
+    BodyErrors, Conflict, CredentialErrors, NotFound, ServerErrors, Unprocessable,
+};
+use super::query::{PageParams, Query, query};
+use super::reply::{Data, Page};
 use super::{reply, with};
 use crate::auth::caller::SessionCaller;
 use crate::core::ids::Id;
-use crate::core::model::{Account, CatalogEntry, Membership, Role, Workspace};
+use crate::core::model::{Account, CatalogEntry, Member, Membership, Role, Workspace};
+use crate::core::scopes::Scope;
 use crate::core::settings::PREFIX_RULE;
 use crate::core::time::Timestamp;
 use crate::core::token_format::Prefix;
@@ -23,6 +29,23 @@ use crate::state::AppState;
 
 type WorkspaceId = Id<Workspace>;
 type AccountId = Id<Account>;
+
+/// This file's operations in the API document.
+#[derive(OpenApi)]
+#[openapi(paths(
+    list,
+    create,
+    get,
+    update,
+    list_members,
+    add_member,
+    update_member,
+    remove_member,
+    list_scopes,
+    put_scope,
+    delete_scope
+))]
+pub(super) struct Doc;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     list(state.clone())
@@ -50,6 +73,19 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 /// GET /api/v1/workspaces
+#[utoipa::path(
+    get,
+    path = "/api/v1/workspaces",
+    operation_id = "list_workspaces",
+    tag = "workspaces",
+    summary = "The caller's workspaces, with its role in each",
+    security(("bearer" = []), ("cookie" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "One page of the list.", body = Page<WorkspaceView>),
+        CredentialErrors, Unprocessable, ServerErrors,
+    )
+)]
 fn list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("workspaces")
         .and(warp::get())
@@ -60,6 +96,19 @@ fn list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection
 }
 
 /// POST /api/v1/workspaces
+#[utoipa::path(
+    post,
+    path = "/api/v1/workspaces",
+    operation_id = "create_workspace",
+    tag = "workspaces",
+    summary = "Create a workspace; its creator is its admin",
+    security(("bearer" = []), ("cookie" = [])),
+    request_body = CreateWorkspaceBody,
+    responses(
+        (status = 201, description = "Created.", body = Data<WorkspaceView>),
+        BodyErrors, CredentialErrors, ServerErrors,
+    )
+)]
 fn create(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("workspaces")
         .and(warp::post())
@@ -70,6 +119,19 @@ fn create(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
 }
 
 /// GET /api/v1/workspaces/{id}
+#[utoipa::path(
+    get,
+    path = "/api/v1/workspaces/{id}",
+    operation_id = "get_workspace",
+    tag = "workspaces",
+    summary = "A workspace the caller is a member of",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, format = "uuid", description = "The workspace.")),
+    responses(
+        (status = 200, description = "The workspace with the caller's role.", body = Data<WorkspaceView>),
+        CredentialErrors, NotFound, ServerErrors,
+    )
+)]
 fn get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("workspaces" / WorkspaceId)
         .and(warp::get())
@@ -79,6 +141,20 @@ fn get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection>
 }
 
 /// PATCH /api/v1/workspaces/{id}
+#[utoipa::path(
+    patch,
+    path = "/api/v1/workspaces/{id}",
+    operation_id = "update_workspace",
+    tag = "workspaces",
+    summary = "Rename a workspace or change its token prefix (admins)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, format = "uuid", description = "The workspace.")),
+    request_body = UpdateWorkspaceBody,
+    responses(
+        (status = 200, description = "The changed workspace.", body = Data<WorkspaceView>),
+        BodyErrors, CredentialErrors, NotFound, ServerErrors,
+    )
+)]
 fn update(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("workspaces" / WorkspaceId)
         .and(warp::patch())
@@ -89,6 +165,19 @@ fn update(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
 }
 
 /// GET /api/v1/workspaces/{id}/members
+#[utoipa::path(
+    get,
+    path = "/api/v1/workspaces/{id}/members",
+    operation_id = "list_members",
+    tag = "workspaces",
+    summary = "The members of a workspace",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, format = "uuid", description = "The workspace."), PageParams),
+    responses(
+        (status = 200, description = "One page of the list.", body = Page<Member>),
+        CredentialErrors, NotFound, Unprocessable, ServerErrors,
+    )
+)]
 fn list_members(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("workspaces" / WorkspaceId / "members")
         .and(warp::get())
@@ -99,6 +188,20 @@ fn list_members(state: AppState) -> impl Filter<Extract = (Response,), Error = R
 }
 
 /// POST /api/v1/workspaces/{id}/members
+#[utoipa::path(
+    post,
+    path = "/api/v1/workspaces/{id}/members",
+    operation_id = "add_member",
+    tag = "workspaces",
+    summary = "Add an existing account to a workspace (admins)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, format = "uuid", description = "The workspace.")),
+    request_body = AddMemberBody,
+    responses(
+        (status = 201, description = "The new member.", body = Data<Member>),
+        BodyErrors, CredentialErrors, NotFound, ServerErrors,
+    )
+)]
 fn add_member(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("workspaces" / WorkspaceId / "members")
         .and(warp::post())
@@ -109,6 +212,23 @@ fn add_member(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 }
 
 /// PATCH /api/v1/workspaces/{id}/members/{account_id}
+#[utoipa::path(
+    patch,
+    path = "/api/v1/workspaces/{id}/members/{account_id}",
+    operation_id = "update_member",
+    tag = "workspaces",
+    summary = "Change a member's role or grants (admins)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("id" = String, Path, format = "uuid", description = "The workspace."),
+        ("account_id" = String, Path, format = "uuid", description = "The member's account."),
+    ),
+    request_body = UpdateMemberBody,
+    responses(
+        (status = 200, description = "The changed member.", body = Data<Member>),
+        BodyErrors, CredentialErrors, NotFound, Conflict, ServerErrors,
+    )
+)]
 fn update_member(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("workspaces" / WorkspaceId / "members" / AccountId)
         .and(warp::patch())
@@ -119,6 +239,22 @@ fn update_member(state: AppState) -> impl Filter<Extract = (Response,), Error = 
 }
 
 /// DELETE /api/v1/workspaces/{id}/members/{account_id}
+#[utoipa::path(
+    delete,
+    path = "/api/v1/workspaces/{id}/members/{account_id}",
+    operation_id = "remove_member",
+    tag = "workspaces",
+    summary = "Remove a member (admins)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("id" = String, Path, format = "uuid", description = "The workspace."),
+        ("account_id" = String, Path, format = "uuid", description = "The member's account."),
+    ),
+    responses(
+        (status = 204, description = "Removed."),
+        CredentialErrors, NotFound, Conflict, ServerErrors,
+    )
+)]
 fn remove_member(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("workspaces" / WorkspaceId / "members" / AccountId)
         .and(warp::delete())
@@ -128,6 +264,19 @@ fn remove_member(state: AppState) -> impl Filter<Extract = (Response,), Error = 
 }
 
 /// GET /api/v1/workspaces/{id}/scopes
+#[utoipa::path(
+    get,
+    path = "/api/v1/workspaces/{id}/scopes",
+    operation_id = "list_scopes",
+    tag = "workspaces",
+    summary = "A workspace's scope catalog",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, format = "uuid", description = "The workspace."), PageParams),
+    responses(
+        (status = 200, description = "One page of the catalog.", body = Page<CatalogEntry>),
+        CredentialErrors, NotFound, Unprocessable, ServerErrors,
+    )
+)]
 fn list_scopes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("workspaces" / WorkspaceId / "scopes")
         .and(warp::get())
@@ -138,6 +287,23 @@ fn list_scopes(state: AppState) -> impl Filter<Extract = (Response,), Error = Re
 }
 
 /// PUT /api/v1/workspaces/{id}/scopes/{name}
+#[utoipa::path(
+    put,
+    path = "/api/v1/workspaces/{id}/scopes/{name}",
+    operation_id = "put_scope",
+    tag = "workspaces",
+    summary = "Add a scope to the catalog, or change its description (admins)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("id" = String, Path, format = "uuid", description = "The workspace."),
+        ("name" = String, Path, description = "The scope's name.", pattern = "^[a-z][a-z0-9-]{0,63}$"),
+    ),
+    request_body = PutScopeBody,
+    responses(
+        (status = 200, description = "The scope as stored.", body = Data<CatalogEntry>),
+        BodyErrors, CredentialErrors, NotFound, ServerErrors,
+    )
+)]
 fn put_scope(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("workspaces" / WorkspaceId / "scopes" / String)
         .and(warp::put())
@@ -148,12 +314,96 @@ fn put_scope(state: AppState) -> impl Filter<Extract = (Response,), Error = Reje
 }
 
 /// DELETE /api/v1/workspaces/{id}/scopes/{name}
+#[utoipa::path(
+    delete,
+    path = "/api/v1/workspaces/{id}/scopes/{name}",
+    operation_id = "delete_scope",
+    tag = "workspaces",
+    summary = "Remove a scope from the catalog, and from every token and grant (admins)",
+    security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("id" = String, Path, format = "uuid", description = "The workspace."),
+        ("name" = String, Path, description = "The scope's name.", pattern = "^[a-z][a-z0-9-]{0,63}$"),
+    ),
+    responses(
+        (status = 204, description = "Removed."),
+        CredentialErrors, NotFound, ServerErrors,
+    )
+)]
 fn delete_scope(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("workspaces" / WorkspaceId / "scopes" / String)
         .and(warp::delete())
         .and(auth::session(state.clone()))
         .and(with(state))
         .and_then(handle_delete_scope)
+}
+
+// Read by `handle_create`; tests/openapi.rs checks the two agree.
+/// The body of `POST /workspaces`.
+#[derive(ToSchema)]
+#[schema(examples(json!({"name": "Acme", "token_prefix": "acme_"})))]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct CreateWorkspaceBody {
+    /// 1–100 characters after trimming; no control, bidirectional or
+    /// zero-width characters.
+    #[schema(min_length = 1)]
+    name: String,
+    /// The prefix of the workspace's new tokens, e.g. `mb_`; `null` or
+    /// absent: the instance's.
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,14}_$")]
+    token_prefix: Option<String>,
+}
+
+// Read by `handle_update`; tests/openapi.rs checks the two agree.
+/// The body of `PATCH /workspaces/{id}`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct UpdateWorkspaceBody {
+    /// 1–100 characters after trimming.
+    #[schema(min_length = 1)]
+    name: Option<String>,
+    /// `null` goes back to the instance's prefix.
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,14}_$")]
+    token_prefix: Option<String>,
+}
+
+// Read by `handle_add_member`; tests/openapi.rs checks the two agree.
+/// The body of `POST /workspaces/{id}/members`.
+#[derive(ToSchema)]
+#[schema(examples(json!({"email": "bob@example.com", "role": "member", "scopes": ["contacts:read"]})))]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct AddMemberBody {
+    /// The email of an account that exists already.
+    #[schema(pattern = r"^\s*[^@\s]+@[^@\s.]+(\.[^@\s.]+)+\s*$")]
+    email: String,
+    /// `member` unless given.
+    role: Option<Role>,
+    /// The member's grants; admins hold every scope.
+    scopes: Option<Vec<Scope>>,
+}
+
+// Read by `handle_update_member`; tests/openapi.rs checks the two agree.
+/// The body of `PATCH /workspaces/{id}/members/{account_id}`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct UpdateMemberBody {
+    role: Option<Role>,
+    scopes: Option<Vec<Scope>>,
+}
+
+// Read by `handle_put_scope`; tests/openapi.rs checks the two agree.
+/// The body of `PUT /workspaces/{id}/scopes/{name}`.
+#[derive(ToSchema)]
+#[schema(examples(json!({"description": "The contacts API"})))]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PutScopeBody {
+    /// At most 500 characters after trimming; empty unless given.
+    description: Option<String>,
 }
 
 /// The caller's membership of `workspace`; not a member reads as "no such

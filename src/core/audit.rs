@@ -7,13 +7,14 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::ids::Id;
 use super::model::{Account, Token, Workspace};
 use super::time::Timestamp;
 
 /// Who made a change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ActorKind {
     Session,
@@ -179,31 +180,50 @@ pub const ACTIONS: &[&str] = &[
 ];
 
 /// An entry as `GET /audit` answers it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = AuditEntry)]
 pub struct Entry {
+    #[schema(value_type = String, format = "uuid")]
     pub id: Id<Entry>,
     pub at: Timestamp,
+    /// One of the actions the `action` filter lists.
     pub action: String,
     pub actor: ActorView,
+    /// The address the change came from.
+    #[schema(required = true)]
     pub ip: Option<String>,
+    /// `null` for instance-wide changes (sign-in, settings, accounts).
+    #[schema(value_type = Option<String>, format = "uuid", required = true)]
     pub workspace_id: Option<Id<Workspace>>,
     pub target: TargetView,
+    /// A small object: names of fields changed, scopes, counts. Never a
+    /// secret, a hash or a password.
+    #[schema(value_type = Object)]
     pub details: Value,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// Who made a change.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = AuditActor)]
 pub struct ActorView {
     pub kind: ActorKind,
+    #[schema(value_type = Option<String>, format = "uuid", required = true)]
     pub account_id: Option<Id<Account>>,
     /// The actor's email, when the account still exists: for sentences.
+    #[schema(required = true)]
     pub email: Option<String>,
+    #[schema(value_type = Option<String>, format = "uuid", required = true)]
     pub token_id: Option<Id<Token>>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// What a change was done to.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = AuditTarget)]
 pub struct TargetView {
     pub kind: String,
+    #[schema(required = true)]
     pub id: Option<String>,
+    #[schema(required = true)]
     pub name: Option<String>,
 }
 

@@ -4,13 +4,15 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::ids::Id;
 use super::scopes::{Grants, Scope};
 use super::time::Timestamp;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Account {
+    #[schema(value_type = String, format = "uuid")]
     pub id: Id<Account>,
     pub email: String,
     pub instance_admin: bool,
@@ -29,8 +31,9 @@ impl Account {
 }
 
 /// An account as other objects point at it: `{id, email}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct AccountRef {
+    #[schema(value_type = String, format = "uuid")]
     pub id: Id<Account>,
     pub email: String,
 }
@@ -44,7 +47,7 @@ pub struct Session {
     pub expires_at: Timestamp,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
@@ -68,10 +71,13 @@ impl Role {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Workspace {
+    #[schema(value_type = String, format = "uuid")]
     pub id: Id<Workspace>,
     pub name: String,
+    /// The prefix of its new tokens; `null`: the instance's.
+    #[schema(required = true)]
     pub token_prefix: Option<String>,
     pub created_at: Timestamp,
 }
@@ -92,27 +98,28 @@ impl Membership {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Member {
     pub account: AccountRef,
     pub role: Role,
     pub scopes: Vec<Scope>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct CatalogEntry {
     pub name: String,
     pub description: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Domain {
+    #[schema(value_type = String, format = "uuid")]
     pub id: Id<Domain>,
     pub name: String,
     pub created_at: Timestamp,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenState {
     Active,

@@ -131,6 +131,49 @@ impl serde::Serialize for Scope {
     }
 }
 
+/// In the API document: a string of the grammar above, either a built-in
+/// (listed, so that generated requests and clients know them) or any
+/// string of the pattern. The pattern admits every scope and a little more
+/// (a catalog may not hold every name it admits); the server has the last
+/// word.
+impl utoipa::PartialSchema for Scope {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Type};
+        let built_ins = [
+            Resource::Tokens,
+            Resource::Domains,
+            Resource::Verify,
+            Resource::Routes,
+            Resource::Audit,
+        ]
+        .into_iter()
+        .flat_map(|resource| [Scope::full(resource.clone()), Scope::read(resource)])
+        .map(|scope| scope.to_string());
+        AnyOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(built_ins)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(SCOPE_PATTERN)),
+            )
+            .description(Some(
+                "`<resource>` (full access) or `<resource>:read`. Resources: the built-ins \
+                 `tokens`, `domains`, `verify`, `routes`, `audit`; `domain:<domain name>`; \
+                 a name from the workspace's scope catalog.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Scope {}
+
+/// Every scope matches; see [`Scope`]'s schema.
+pub const SCOPE_PATTERN: &str = "^[a-z][a-z0-9-]*(:[a-z0-9.-]+)?(:read)?$";
+
 /// Whether any of `held` satisfies `needed`.
 pub fn holds(held: &[Scope], needed: &Scope) -> bool {
     held.iter().any(|scope| scope.satisfies(needed))

@@ -12,7 +12,7 @@ pub const GRACE_RANGE: (i64, i64) = (0, 604_800);
 pub const PURGE_RANGE: (i64, i64) = (0, 31_536_000);
 pub const AUDIT_RETENTION_RANGE: (i64, i64) = (1, 3650);
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Settings {
     pub default_ttl_seconds: i64,
     pub max_ttl_seconds: i64,
