@@ -5,227 +5,22 @@
 //! Without Chromium and chromedriver the test says it was skipped and
 //! passes, except under `CI=true`, where a missing browser fails the run.
 
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 
-use std::future::Future;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use browser::*;
+
 use common::{
-    PASSWORD, Server, TempDir, Value, admin_with_open_signup, json, plain_token, sign_up, verify,
-    verify_in,
+    PASSWORD, Server, Value, admin_with_open_signup, json, plain_token, sign_up, verify, verify_in,
 };
+use fantoccini::Locator;
 use fantoccini::elements::Element;
 use fantoccini::key::Key;
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
 
-/// How long any one thing may take to appear in the page.
-const WAIT: Duration = Duration::from_secs(20);
 const ADMIN_EMAIL: &str = "admin@example.com";
-
-fn screenshot_dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/target/ui-screenshots"
-    ))
-}
-
-struct BrowserPaths {
-    chromium: PathBuf,
-    chromedriver: PathBuf,
-}
-
-fn find_program(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for name in names {
-        let fixed = Path::new("/usr/bin").join(name);
-        if fixed.is_file() {
-            return Some(fixed);
-        }
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return Some(candidate);
-            }
-        }
-    }
-    None
-}
-
-/// The browser, or `None` after saying plainly why the test is skipped.
-fn browser_or_skip(test: &str) -> Option<BrowserPaths> {
-    let chromium = find_program(&["chromium", "chromium-browser"]);
-    let chromedriver = find_program(&["chromedriver"]);
-    match (chromium, chromedriver) {
-        (Some(chromium), Some(chromedriver)) => Some(BrowserPaths {
-            chromium,
-            chromedriver,
-        }),
-        _ => {
-            let why = "chromium or chromedriver not found (install the Debian packages chromium and chromium-driver)";
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{test}: the browser tests need a browser under CI: {why}");
-            }
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED {test}: browser test not run: {why}"
-            );
-            None
-        }
-    }
-}
-
-/// chromedriver in its own process group; dropping it kills the group.
-struct Driver {
-    child: Child,
-    port: u16,
-    profile: TempDir,
-    chromium: PathBuf,
-}
-
-impl Driver {
-    fn start(paths: &BrowserPaths) -> Driver {
-        let profile = TempDir::new();
-        let port = free_port();
-        let log = std::fs::File::create(profile.path().join("chromedriver.log")).unwrap();
-        let child = Command::new(&paths.chromedriver)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("chromedriver starts");
-        let driver = Driver {
-            child,
-            port,
-            profile,
-            chromium: paths.chromium.clone(),
-        };
-        let deadline = Instant::now() + WAIT;
-        while !driver.ready() {
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not answer on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        driver
-    }
-
-    fn ready(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-        let request = format!(
-            "GET /status HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            self.port
-        );
-        if stream.write_all(request.as_bytes()).is_err() {
-            return false;
-        }
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        answer.contains("\"ready\":true")
-    }
-
-    async fn session(&self) -> Client {
-        let profile = self.profile.path().join(format!("profile-{}", free_port()));
-        let args = vec![
-            "--headless=new".to_owned(),
-            "--no-sandbox".to_owned(),
-            "--disable-gpu".to_owned(),
-            "--disable-dev-shm-usage".to_owned(),
-            "--no-first-run".to_owned(),
-            "--disable-background-networking".to_owned(),
-            "--disable-component-update".to_owned(),
-            "--disable-sync".to_owned(),
-            "--disable-extensions".to_owned(),
-            "--window-size=1280,900".to_owned(),
-            format!("--user-data-dir={}", profile.display()),
-        ];
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert("browserName".into(), json!("chrome"));
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({"binary": self.chromium.to_string_lossy(), "args": args}),
-        );
-        ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await
-            .unwrap_or_else(|err| panic!("no browser session: {err}"))
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-#[derive(Clone)]
-struct Ui {
-    client: Client,
-    server: Arc<Server>,
-    test: &'static str,
-}
-
-/// Runs `flow` in a fresh browser against `server`; on failure saves a
-/// screenshot, then fails the test with the panic.
-fn run_ui<F, Fut>(paths: BrowserPaths, test: &'static str, server: Server, flow: F)
-where
-    F: FnOnce(Ui) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let driver = Driver::start(&paths);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = driver.session().await;
-        let ui = Ui {
-            client: client.clone(),
-            server: Arc::new(server),
-            test,
-        };
-        let outcome = tokio::spawn(flow(ui.clone())).await;
-        if outcome.is_err() {
-            ui.screenshot("failure").await;
-        }
-        let _ = client.close().await;
-        if let Err(err) = outcome {
-            if err.is_panic() {
-                std::panic::resume_unwind(err.into_panic());
-            }
-            panic!("{test}: {err}");
-        }
-    });
-}
 
 impl Ui {
     async fn goto(&self, path: &str) {
@@ -394,140 +189,146 @@ fn the_instance_admin_manages_accounts() {
     }
     let bob_workspace = bob.workspace.clone();
 
-    run_ui(browser, "accounts", server, move |ui| async move {
-        let server = ui.server.clone();
-        ui.goto("/").await;
-        ui.fill("#signin-email", ADMIN_EMAIL).await;
-        ui.fill("#signin-password", PASSWORD).await;
-        ui.find("#signin-password")
-            .await
-            .send_keys(&Key::Enter)
-            .await
-            .unwrap();
-        ui.page("API Tokens").await;
+    run_ui(
+        browser,
+        "accounts",
+        Viewport::Desktop,
+        server,
+        move |ui| async move {
+            let server = ui.server.clone();
+            ui.goto("/").await;
+            ui.fill("#signin-email", ADMIN_EMAIL).await;
+            ui.fill("#signin-password", PASSWORD).await;
+            ui.find("#signin-password")
+                .await
+                .send_keys(&Key::Enter)
+                .await
+                .unwrap();
+            ui.page("API Tokens").await;
 
-        ui.click("[data-testid=nav-accounts]").await;
-        ui.page("Accounts").await;
-        ui.count("[data-testid=account-row]", 20).await;
-        ui.text_contains("[data-testid=list-summary]", "1–20 of 23 accounts")
-            .await;
-        let you = ui.text_contains(&row(ADMIN_EMAIL), "Instance admin").await;
-        assert!(you.contains("You") && you.contains("Active"), "{you}");
-        // One's own account offers neither disabling nor deleting.
-        ui.click(&format!("{} [data-testid=row-menu]", row(ADMIN_EMAIL)))
-            .await;
-        let offered = ui
-            .js(
-                "return [...document.querySelectorAll(arguments[0] + ' [role=menuitem]')]
+            ui.click("[data-testid=nav-accounts]").await;
+            ui.page("Accounts").await;
+            ui.count("[data-testid=account-row]", 20).await;
+            ui.text_contains("[data-testid=list-summary]", "1–20 of 23 accounts")
+                .await;
+            let you = ui.text_contains(&row(ADMIN_EMAIL), "Instance admin").await;
+            assert!(you.contains("You") && you.contains("Active"), "{you}");
+            // One's own account offers neither disabling nor deleting.
+            ui.click(&format!("{} [data-testid=row-menu]", row(ADMIN_EMAIL)))
+                .await;
+            let offered = ui
+                .js(
+                    "return [...document.querySelectorAll(arguments[0] + ' [role=menuitem]')]
                      .map((b) => b.disabled);",
-                vec![json!(row(ADMIN_EMAIL))],
+                    vec![json!(row(ADMIN_EMAIL))],
+                )
+                .await;
+            assert_eq!(offered, json!([true, true]));
+            ui.click(&format!("{} [data-testid=row-menu]", row(ADMIN_EMAIL)))
+                .await;
+            ui.screenshot("01-list").await;
+
+            // Paging.
+            ui.click("[data-testid=page-next]").await;
+            ui.count("[data-testid=account-row]", 3).await;
+            ui.text_contains("[data-testid=list-summary]", "21–23 of 23 accounts")
+                .await;
+            ui.find(&row("user20@load.example.com")).await;
+            ui.click("[data-testid=page-prev]").await;
+            ui.count("[data-testid=account-row]", 20).await;
+
+            // Search, labelled and cleared.
+            let label = ui
+                .js(
+                    "return document.querySelector('label[for=account-search]').textContent;",
+                    vec![],
+                )
+                .await;
+            assert_eq!(label, json!("Search by email"));
+            ui.fill("#account-search", "CAR").await;
+            ui.find("#account-search")
+                .await
+                .send_keys(&Key::Enter)
+                .await
+                .unwrap();
+            ui.count("[data-testid=account-row]", 1).await;
+            ui.find(&row("carol@example.com")).await;
+            ui.text_contains("[data-testid=list-summary]", "1 account matching")
+                .await;
+            ui.fill("#account-search", "nobody-here").await;
+            ui.click("[data-testid=account-search-submit]").await;
+            ui.text_contains("[data-testid=empty-state]", "No matching accounts")
+                .await;
+            ui.click("[data-testid=account-search-clear]").await;
+            ui.count("[data-testid=account-row]", 20).await;
+
+            // Disable Bob: his token stops at once.
+            ui.row_action(&row("bob@example.com"), "disable").await;
+            let body = ui
+                .text_contains("[data-testid=confirm-body]", "sessions end at once")
+                .await;
+            assert!(body.contains("1 active token"), "{body}");
+            ui.screenshot("02-disable-confirm").await;
+            ui.click("[data-testid=confirm-ok]").await;
+            ui.gone("[data-testid=confirm-dialog]").await;
+            ui.text_contains(
+                &format!("{} [data-testid=account-state]", row("bob@example.com")),
+                "Disabled",
             )
             .await;
-        assert_eq!(offered, json!([true, true]));
-        ui.click(&format!("{} [data-testid=row-menu]", row(ADMIN_EMAIL)))
+            ui.text_contains("[data-testid=toast]", "bob@example.com was disabled.")
+                .await;
+            ui.find(&format!(
+                "{} [data-testid=account-disabled-at]",
+                row("bob@example.com")
+            ))
             .await;
-        ui.screenshot("01-list").await;
+            assert_eq!(verify(&server, &bob_token, None)["code"], "DISABLED");
+            ui.screenshot("03-disabled").await;
 
-        // Paging.
-        ui.click("[data-testid=page-next]").await;
-        ui.count("[data-testid=account-row]", 3).await;
-        ui.text_contains("[data-testid=list-summary]", "21–23 of 23 accounts")
-            .await;
-        ui.find(&row("user20@load.example.com")).await;
-        ui.click("[data-testid=page-prev]").await;
-        ui.count("[data-testid=account-row]", 20).await;
-
-        // Search, labelled and cleared.
-        let label = ui
-            .js(
-                "return document.querySelector('label[for=account-search]').textContent;",
-                vec![],
+            // And enable him again.
+            ui.row_action(&row("bob@example.com"), "enable").await;
+            ui.click("[data-testid=confirm-ok]").await;
+            ui.text_contains(
+                &format!("{} [data-testid=account-state]", row("bob@example.com")),
+                "Active",
             )
             .await;
-        assert_eq!(label, json!("Search by email"));
-        ui.fill("#account-search", "CAR").await;
-        ui.find("#account-search")
-            .await
-            .send_keys(&Key::Enter)
-            .await
-            .unwrap();
-        ui.count("[data-testid=account-row]", 1).await;
-        ui.find(&row("carol@example.com")).await;
-        ui.text_contains("[data-testid=list-summary]", "1 account matching")
-            .await;
-        ui.fill("#account-search", "nobody-here").await;
-        ui.click("[data-testid=account-search-submit]").await;
-        ui.text_contains("[data-testid=empty-state]", "No matching accounts")
-            .await;
-        ui.click("[data-testid=account-search-clear]").await;
-        ui.count("[data-testid=account-row]", 20).await;
+            assert_eq!(verify(&server, &bob_token, None)["code"], "VALID");
 
-        // Disable Bob: his token stops at once.
-        ui.row_action(&row("bob@example.com"), "disable").await;
-        let body = ui
-            .text_contains("[data-testid=confirm-body]", "sessions end at once")
-            .await;
-        assert!(body.contains("1 active token"), "{body}");
-        ui.screenshot("02-disable-confirm").await;
-        ui.click("[data-testid=confirm-ok]").await;
-        ui.gone("[data-testid=confirm-dialog]").await;
-        ui.text_contains(
-            &format!("{} [data-testid=account-state]", row("bob@example.com")),
-            "Disabled",
-        )
-        .await;
-        ui.text_contains("[data-testid=toast]", "bob@example.com was disabled.")
-            .await;
-        ui.find(&format!(
-            "{} [data-testid=account-disabled-at]",
-            row("bob@example.com")
-        ))
-        .await;
-        assert_eq!(verify(&server, &bob_token, None)["code"], "DISABLED");
-        ui.screenshot("03-disabled").await;
+            // Carol cannot go while she is the only admin of Shared: the
+            // dialog says why, and nothing changes.
+            ui.row_action(&row("carol@example.com"), "delete").await;
+            ui.text_contains("[data-testid=confirm-body]", "cannot be undone")
+                .await;
+            ui.click("[data-testid=confirm-ok]").await;
+            let refused = ui
+                .text_contains("[data-testid=confirm-error]", "Shared")
+                .await;
+            assert!(refused.contains("only admin"), "{refused}");
+            ui.screenshot("04-delete-refused").await;
+            ui.click("[data-testid=confirm-cancel]").await;
+            ui.gone("[data-testid=confirm-dialog]").await;
+            ui.find(&row("carol@example.com")).await;
 
-        // And enable him again.
-        ui.row_action(&row("bob@example.com"), "enable").await;
-        ui.click("[data-testid=confirm-ok]").await;
-        ui.text_contains(
-            &format!("{} [data-testid=account-state]", row("bob@example.com")),
-            "Active",
-        )
-        .await;
-        assert_eq!(verify(&server, &bob_token, None)["code"], "VALID");
+            // Bob can: his row goes, and so does his token.
+            ui.row_action(&row("bob@example.com"), "delete").await;
+            ui.click("[data-testid=confirm-ok]").await;
+            ui.gone(&row("bob@example.com")).await;
+            ui.text_contains("[data-testid=toast]", "bob@example.com was deleted.")
+                .await;
+            ui.text_contains("[data-testid=list-summary]", "of 22 accounts")
+                .await;
+            let answer = verify_in(&server, &bob_workspace, &bob_token, None);
+            assert_eq!(answer["code"], "NOT_FOUND", "{answer}");
 
-        // Carol cannot go while she is the only admin of Shared: the
-        // dialog says why, and nothing changes.
-        ui.row_action(&row("carol@example.com"), "delete").await;
-        ui.text_contains("[data-testid=confirm-body]", "cannot be undone")
-            .await;
-        ui.click("[data-testid=confirm-ok]").await;
-        let refused = ui
-            .text_contains("[data-testid=confirm-error]", "Shared")
-            .await;
-        assert!(refused.contains("only admin"), "{refused}");
-        ui.screenshot("04-delete-refused").await;
-        ui.click("[data-testid=confirm-cancel]").await;
-        ui.gone("[data-testid=confirm-dialog]").await;
-        ui.find(&row("carol@example.com")).await;
-
-        // Bob can: his row goes, and so does his token.
-        ui.row_action(&row("bob@example.com"), "delete").await;
-        ui.click("[data-testid=confirm-ok]").await;
-        ui.gone(&row("bob@example.com")).await;
-        ui.text_contains("[data-testid=toast]", "bob@example.com was deleted.")
-            .await;
-        ui.text_contains("[data-testid=list-summary]", "of 22 accounts")
-            .await;
-        let answer = verify_in(&server, &bob_workspace, &bob_token, None);
-        assert_eq!(answer["code"], "NOT_FOUND", "{answer}");
-
-        // At phone width the page still fits.
-        ui.client.set_window_size(390, 844).await.unwrap();
-        ui.page("Accounts").await;
-        ui.fits_width("accounts at phone width").await;
-        ui.screenshot("05-phone").await;
-    });
+            // At phone width the page still fits.
+            ui.client.set_window_size(390, 844).await.unwrap();
+            ui.page("Accounts").await;
+            ui.fits_width("accounts at phone width").await;
+            ui.screenshot("05-phone").await;
+        },
+    );
 }
 
 /// A member who is not the instance admin sees no Accounts entry, and the
@@ -540,26 +341,32 @@ fn accounts_are_the_instance_admin_s_alone() {
     let server = Server::start();
     admin_with_open_signup(&server);
     sign_up(&server, "bob@example.com");
-    run_ui(browser, "accounts-member", server, |ui| async move {
-        ui.goto("/").await;
-        ui.fill("#signin-email", "bob@example.com").await;
-        ui.fill("#signin-password", PASSWORD).await;
-        ui.find("#signin-password")
-            .await
-            .send_keys(&Key::Enter)
-            .await
-            .unwrap();
-        ui.page("API Tokens").await;
-        let hidden = ui
+    run_ui(
+        browser,
+        "accounts-member",
+        Viewport::Desktop,
+        server,
+        |ui| async move {
+            ui.goto("/").await;
+            ui.fill("#signin-email", "bob@example.com").await;
+            ui.fill("#signin-password", PASSWORD).await;
+            ui.find("#signin-password")
+                .await
+                .send_keys(&Key::Enter)
+                .await
+                .unwrap();
+            ui.page("API Tokens").await;
+            let hidden = ui
             .js(
                 "return document.querySelector('[data-testid=nav-accounts]').offsetParent === null;",
                 vec![],
             )
             .await;
-        assert_eq!(hidden, json!(true));
-        ui.goto("/accounts").await;
-        ui.page("Accounts").await;
-        ui.text_contains("main", "Only the instance admin can manage accounts.")
-            .await;
-    });
+            assert_eq!(hidden, json!(true));
+            ui.goto("/accounts").await;
+            ui.page("Accounts").await;
+            ui.text_contains("main", "Only the instance admin can manage accounts.")
+                .await;
+        },
+    );
 }

@@ -8,28 +8,22 @@
 //! skipped and pass, except under `CI=true`, where a missing browser fails
 //! the run.
 
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 
-use std::future::Future;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use browser::*;
+
 use common::{
-    PASSWORD, Server, TempDir, Value, add_catalog_scope, admin_with_open_signup, create_token,
-    json, sign_in, sign_up,
+    PASSWORD, Server, Value, add_catalog_scope, admin_with_open_signup, create_token, json,
+    sign_in, sign_up,
 };
+use fantoccini::Locator;
 use fantoccini::key::Key;
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
 use tokenward::core::audit::ACTIONS;
 
-/// How long any one thing may take to appear in the page.
-const WAIT: Duration = Duration::from_secs(20);
 const ADMIN_EMAIL: &str = "admin@example.com";
 const PAGE: &str = include_str!("../assets/views/audit.js");
 
@@ -447,254 +441,6 @@ fn audit_log_for_members_and_at_phone_width() {
 }
 
 /* ---------- the browser, as in tests/ui.rs ---------- */
-
-fn screenshot_dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/target/ui-screenshots"
-    ))
-}
-
-/// Chromium and chromedriver, where Debian's packages put them (or on PATH).
-struct BrowserPaths {
-    chromium: PathBuf,
-    chromedriver: PathBuf,
-}
-
-fn find_program(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for name in names {
-        let fixed = Path::new("/usr/bin").join(name);
-        if fixed.is_file() {
-            return Some(fixed);
-        }
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return Some(candidate);
-            }
-        }
-    }
-    None
-}
-
-/// The browser, or `None` after saying plainly why the test is skipped.
-/// Under `CI=true` a missing browser is a failure.
-fn browser_or_skip(test: &str) -> Option<BrowserPaths> {
-    let chromium = find_program(&["chromium", "chromium-browser"]);
-    let chromedriver = find_program(&["chromedriver"]);
-    match (chromium, chromedriver) {
-        (Some(chromium), Some(chromedriver)) => Some(BrowserPaths {
-            chromium,
-            chromedriver,
-        }),
-        (chromium, chromedriver) => {
-            let missing: Vec<&str> = [
-                chromium.is_none().then_some("chromium"),
-                chromedriver.is_none().then_some("chromedriver"),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            let why = format!(
-                "{} not found (install the Debian packages chromium and chromium-driver)",
-                missing.join(" and ")
-            );
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{test}: the browser tests need a browser under CI: {why}");
-            }
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED {test}: browser test not run: {why}"
-            );
-            None
-        }
-    }
-}
-
-/// A running chromedriver in its own process group. Dropping it kills the
-/// group: chromedriver and every browser process it started, even when a
-/// test panics half way.
-struct Driver {
-    child: Child,
-    port: u16,
-    profile: TempDir,
-    chromium: PathBuf,
-}
-
-impl Driver {
-    fn start(paths: &BrowserPaths) -> Driver {
-        let profile = TempDir::new();
-        let port = free_port();
-        let log = std::fs::File::create(profile.path().join("chromedriver.log")).unwrap();
-        let child = Command::new(&paths.chromedriver)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("chromedriver starts");
-        let driver = Driver {
-            child,
-            port,
-            profile,
-            chromium: paths.chromium.clone(),
-        };
-        let deadline = Instant::now() + WAIT;
-        while !driver.ready() {
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not answer on port {port}; log:\n{}",
-                driver.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        driver
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.profile.path().join("chromedriver.log")).unwrap_or_default()
-    }
-
-    /// `GET /status` says `"ready": true`.
-    fn ready(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-        let request = format!(
-            "GET /status HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            self.port
-        );
-        if stream.write_all(request.as_bytes()).is_err() {
-            return false;
-        }
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        answer.contains("\"ready\":true")
-    }
-
-    /// A new browser session: desktop 1280×900, or a phone of 390×844.
-    async fn session(&self, viewport: Viewport) -> Client {
-        let profile = self.profile.path().join(format!("profile-{}", free_port()));
-        let mut args = vec![
-            "--headless=new".to_owned(),
-            "--no-sandbox".to_owned(),
-            "--disable-gpu".to_owned(),
-            "--disable-dev-shm-usage".to_owned(),
-            "--disable-quic".to_owned(),
-            "--no-first-run".to_owned(),
-            "--disable-background-networking".to_owned(),
-            "--disable-component-update".to_owned(),
-            "--disable-sync".to_owned(),
-            "--disable-extensions".to_owned(),
-            "--window-size=1280,900".to_owned(),
-            format!("--user-data-dir={}", profile.display()),
-        ];
-        let mut options = json!({
-            "binary": self.chromium.to_string_lossy(),
-        });
-        if let Viewport::PhoneDark = viewport {
-            args.push("--force-dark-mode".to_owned());
-            args.push("--blink-settings=preferredColorScheme=0".to_owned());
-            options["mobileEmulation"] = json!({
-                "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 2.0, "touch": true},
-            });
-        }
-        options["args"] = json!(args);
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert("browserName".into(), json!("chrome"));
-        capabilities.insert("goog:chromeOptions".into(), options);
-        ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await
-            .unwrap_or_else(|err| {
-                panic!(
-                    "no browser session: {err}; chromedriver log:\n{}",
-                    self.log()
-                )
-            })
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-#[derive(Clone, Copy)]
-enum Viewport {
-    Desktop,
-    /// 390×844, touch, dark colour scheme.
-    PhoneDark,
-}
-
-/// One test's browser, its server and where its screenshots go.
-#[derive(Clone)]
-struct Ui {
-    client: Client,
-    server: Arc<Server>,
-    test: &'static str,
-}
-
-/// Runs `flow` in a fresh browser against `server`. On failure it saves a
-/// screenshot of the page as it was, then fails the test with the panic.
-fn run_ui<F, Fut>(
-    paths: BrowserPaths,
-    test: &'static str,
-    viewport: Viewport,
-    server: Server,
-    flow: F,
-) where
-    F: FnOnce(Ui) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let driver = Driver::start(&paths);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let started = Instant::now();
-    runtime.block_on(async {
-        let client = driver.session(viewport).await;
-        let ui = Ui {
-            client: client.clone(),
-            server: Arc::new(server),
-            test,
-        };
-        let outcome = tokio::spawn(flow(ui.clone())).await;
-        if outcome.is_err() {
-            ui.screenshot("failure").await;
-        }
-        let _ = client.close().await;
-        if let Err(err) = outcome {
-            if err.is_panic() {
-                std::panic::resume_unwind(err.into_panic());
-            }
-            panic!("{test}: {err}");
-        }
-    });
-    eprintln!("{test}: browser flow took {:?}", started.elapsed());
-}
 
 impl Ui {
     async fn goto(&self, path: &str) {

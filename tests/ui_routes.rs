@@ -6,204 +6,22 @@
 //!
 //! Without Chromium and chromedriver the test says it was skipped and
 //! passes, except under `CI=true`, where a missing browser fails the run.
-//! (The helpers are a few of tests/ui.rs's, kept apart so that the two
-//! files can change independently.)
 
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 
-use std::future::Future;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use browser::*;
+
 use common::{
-    PASSWORD, Server, TempDir, Value, add_catalog_scope, admin_with_open_signup, create_token, json,
+    PASSWORD, Server, Value, add_catalog_scope, admin_with_open_signup, create_token, json,
 };
+use fantoccini::Locator;
 use fantoccini::elements::Element;
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
 
-const WAIT: Duration = Duration::from_secs(20);
 const ADMIN_EMAIL: &str = "admin@example.com";
-
-struct BrowserPaths {
-    chromium: PathBuf,
-    chromedriver: PathBuf,
-}
-
-fn find_program(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    names.iter().find_map(|name| {
-        std::iter::once(Path::new("/usr/bin").to_path_buf())
-            .chain(std::env::split_paths(&path))
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    })
-}
-
-fn browser_or_skip(test: &str) -> Option<BrowserPaths> {
-    let chromium = find_program(&["chromium", "chromium-browser"]);
-    let chromedriver = find_program(&["chromedriver"]);
-    if let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) {
-        return Some(BrowserPaths {
-            chromium,
-            chromedriver,
-        });
-    }
-    let why = "chromium or chromedriver not found (install the Debian packages chromium and chromium-driver)";
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: the browser tests need a browser under CI: {why}");
-    }
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "SKIPPED {test}: browser test not run: {why}"
-    );
-    None
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// chromedriver in its own process group, killed with every browser it
-/// started when dropped.
-struct Driver {
-    child: Child,
-    port: u16,
-    profile: TempDir,
-    chromium: PathBuf,
-}
-
-impl Driver {
-    fn start(paths: &BrowserPaths) -> Driver {
-        let profile = TempDir::new();
-        let port = free_port();
-        let log = std::fs::File::create(profile.path().join("chromedriver.log")).unwrap();
-        let child = Command::new(&paths.chromedriver)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("chromedriver starts");
-        let driver = Driver {
-            child,
-            port,
-            profile,
-            chromium: paths.chromium.clone(),
-        };
-        let deadline = Instant::now() + WAIT;
-        while !driver.ready() {
-            assert!(Instant::now() < deadline, "chromedriver did not answer");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        driver
-    }
-
-    fn ready(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-        let request = format!(
-            "GET /status HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            self.port
-        );
-        if stream.write_all(request.as_bytes()).is_err() {
-            return false;
-        }
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        answer.contains("\"ready\":true")
-    }
-
-    async fn session(&self) -> Client {
-        let profile = self.profile.path().join(format!("profile-{}", free_port()));
-        let args = vec![
-            "--headless=new".to_owned(),
-            "--no-sandbox".to_owned(),
-            "--disable-gpu".to_owned(),
-            "--disable-dev-shm-usage".to_owned(),
-            "--no-first-run".to_owned(),
-            "--disable-background-networking".to_owned(),
-            "--disable-extensions".to_owned(),
-            "--window-size=1280,900".to_owned(),
-            format!("--user-data-dir={}", profile.display()),
-        ];
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert("browserName".into(), json!("chrome"));
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({"binary": self.chromium.to_string_lossy(), "args": args}),
-        );
-        ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await
-            .expect("a browser session")
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[derive(Clone)]
-struct Ui {
-    client: Client,
-    server: Arc<Server>,
-    test: &'static str,
-}
-
-fn run_ui<F, Fut>(paths: BrowserPaths, test: &'static str, server: Server, flow: F)
-where
-    F: FnOnce(Ui) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let driver = Driver::start(&paths);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = driver.session().await;
-        let ui = Ui {
-            client: client.clone(),
-            server: Arc::new(server),
-            test,
-        };
-        let outcome = tokio::spawn(flow(ui.clone())).await;
-        if outcome.is_err() {
-            ui.screenshot("failure").await;
-        }
-        let _ = client.close().await;
-        if let Err(err) = outcome {
-            if err.is_panic() {
-                std::panic::resume_unwind(err.into_panic());
-            }
-            panic!("{test}: {err}");
-        }
-    });
-}
 
 impl Ui {
     async fn goto(&self, path: &str) {
@@ -215,10 +33,7 @@ impl Ui {
         let Ok(png) = self.client.screenshot().await else {
             return;
         };
-        let dir = PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/target/ui-screenshots"
-        ));
+        let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{}-{label}.png", self.test)), png).unwrap();
     }
@@ -310,70 +125,75 @@ fn routes_page_edits_rules_and_tries_requests() {
     );
     let reader = reader["token"].as_str().unwrap().to_owned();
     let session = admin.session.clone();
-    run_ui(browser, "routes", server, move |ui| async move {
-        let server = ui.server.clone();
-        ui.goto("/").await;
-        ui.find("#signin-form").await;
-        ui.fill("#signin-email", ADMIN_EMAIL).await;
-        ui.fill("#signin-password", PASSWORD).await;
-        ui.click("#signin-submit").await;
-        ui.page("API Tokens").await;
-        ui.click("[data-testid=nav-routes]").await;
-        ui.page("Routes").await;
-        ui.find("[data-testid=routes-empty]").await;
+    run_ui(
+        browser,
+        "routes",
+        Viewport::Desktop,
+        server,
+        move |ui| async move {
+            let server = ui.server.clone();
+            ui.goto("/").await;
+            ui.find("#signin-form").await;
+            ui.fill("#signin-email", ADMIN_EMAIL).await;
+            ui.fill("#signin-password", PASSWORD).await;
+            ui.click("#signin-submit").await;
+            ui.page("API Tokens").await;
+            ui.click("[data-testid=nav-routes]").await;
+            ui.page("Routes").await;
+            ui.find("[data-testid=routes-empty]").await;
 
-        // Add a rule: methods are upper-cased, scopes space-separated.
-        ui.click("[data-testid=routes-add]").await;
-        ui.fill(&Ui::rule(2, "id"), "contacts-read").await;
-        ui.fill(&Ui::rule(2, "methods"), "get").await;
-        ui.fill(&Ui::rule(2, "path"), "/contacts/**").await;
-        ui.fill(&Ui::rule(2, "scopes"), "contacts:read").await;
-        ui.click("[data-testid=routes-save]").await;
-        ui.text_contains("[data-testid=toast]", "Rules saved.")
-            .await;
-        let (stored, etag) = rules_etag(&server, &session);
-        assert_eq!(etag, "\"1\"");
-        assert_eq!(
-            stored["rules"],
-            json!([{"id": "contacts-read", "methods": ["GET"], "path": "/contacts/**", "scopes": ["contacts:read"]}])
-        );
+            // Add a rule: methods are upper-cased, scopes space-separated.
+            ui.click("[data-testid=routes-add]").await;
+            ui.fill(&Ui::rule(2, "id"), "contacts-read").await;
+            ui.fill(&Ui::rule(2, "methods"), "get").await;
+            ui.fill(&Ui::rule(2, "path"), "/contacts/**").await;
+            ui.fill(&Ui::rule(2, "scopes"), "contacts:read").await;
+            ui.click("[data-testid=routes-save]").await;
+            ui.text_contains("[data-testid=toast]", "Rules saved.")
+                .await;
+            let (stored, etag) = rules_etag(&server, &session);
+            assert_eq!(etag, "\"1\"");
+            assert_eq!(
+                stored["rules"],
+                json!([{"id": "contacts-read", "methods": ["GET"], "path": "/contacts/**", "scopes": ["contacts:read"]}])
+            );
 
-        // A bad pattern is shown beside its field, and nothing is stored.
-        ui.click("[data-testid=routes-add]").await;
-        ui.fill(&Ui::rule(3, "id"), "broken").await;
-        ui.fill(&Ui::rule(3, "path"), "/a/**/b").await;
-        ui.js(
-            "const s = document.querySelector(arguments[0]); s.value = 'deny';
+            // A bad pattern is shown beside its field, and nothing is stored.
+            ui.click("[data-testid=routes-add]").await;
+            ui.fill(&Ui::rule(3, "id"), "broken").await;
+            ui.fill(&Ui::rule(3, "path"), "/a/**/b").await;
+            ui.js(
+                "const s = document.querySelector(arguments[0]); s.value = 'deny';
              s.dispatchEvent(new Event('change'));",
-            vec![json!(Ui::rule(3, "access"))],
-        )
-        .await;
-        ui.click("[data-testid=routes-save]").await;
-        let problem = ui
-            .text_contains("[data-error-for=\"rules[1].path\"]", "last segment")
-            .await;
-        assert!(problem.contains("**"), "{problem}");
-        let invalid = ui
-            .js(
-                "return document.querySelector(arguments[0]).getAttribute('aria-invalid');",
-                vec![json!(Ui::rule(3, "path"))],
+                vec![json!(Ui::rule(3, "access"))],
             )
             .await;
-        assert_eq!(invalid, json!("true"));
-        ui.screenshot("01-validation").await;
-        assert_eq!(rules_etag(&server, &session).1, "\"1\"");
-        // (Clicked by script: the toast may still cover the button.)
-        ui.js(
-            "document.querySelector(arguments[0]).click();",
-            vec![json!(
-                "[data-testid=routes-row]:nth-of-type(3) [data-testid=routes-remove]"
-            )],
-        )
-        .await;
+            ui.click("[data-testid=routes-save]").await;
+            let problem = ui
+                .text_contains("[data-error-for=\"rules[1].path\"]", "last segment")
+                .await;
+            assert!(problem.contains("**"), "{problem}");
+            let invalid = ui
+                .js(
+                    "return document.querySelector(arguments[0]).getAttribute('aria-invalid');",
+                    vec![json!(Ui::rule(3, "path"))],
+                )
+                .await;
+            assert_eq!(invalid, json!("true"));
+            ui.screenshot("01-validation").await;
+            assert_eq!(rules_etag(&server, &session).1, "\"1\"");
+            // (Clicked by script: the toast may still cover the button.)
+            ui.js(
+                "document.querySelector(arguments[0]).click();",
+                vec![json!(
+                    "[data-testid=routes-row]:nth-of-type(3) [data-testid=routes-remove]"
+                )],
+            )
+            .await;
 
-        // Someone else saves first: the stale save is refused, their
-        // version is shown, with a message.
-        server
+            // Someone else saves first: the stale save is refused, their
+            // version is shown, with a message.
+            server
             .put("/api/v1/routes")
             .bearer(&session)
             .json(json!({"rules": [
@@ -382,63 +202,64 @@ fn routes_page_edits_rules_and_tries_requests() {
             ]}))
             .send()
             .data(200);
-        ui.fill(&Ui::rule(2, "path"), "/people/**").await;
-        ui.click("[data-testid=routes-save]").await;
-        ui.text_contains("[data-testid=routes-stale]", "Someone changed the rules")
-            .await;
-        ui.find("[data-testid=routes-row][data-rule-id=health]")
-            .await;
-        assert_eq!(rules_etag(&server, &session).1, "\"2\"");
-        ui.screenshot("02-stale").await;
+            ui.fill(&Ui::rule(2, "path"), "/people/**").await;
+            ui.click("[data-testid=routes-save]").await;
+            ui.text_contains("[data-testid=routes-stale]", "Someone changed the rules")
+                .await;
+            ui.find("[data-testid=routes-row][data-rule-id=health]")
+                .await;
+            assert_eq!(rules_etag(&server, &session).1, "\"2\"");
+            ui.screenshot("02-stale").await;
 
-        // Try a request: the winning rule, the decision and the headers.
-        ui.fill("#try-uri", "/contacts/42").await;
-        ui.fill("#try-token", &reader).await;
-        ui.click("[data-testid=try-submit]").await;
-        ui.text_contains("[data-testid=try-decision]", "Allowed")
+            // Try a request: the winning rule, the decision and the headers.
+            ui.fill("#try-uri", "/contacts/42").await;
+            ui.fill("#try-token", &reader).await;
+            ui.click("[data-testid=try-submit]").await;
+            ui.text_contains("[data-testid=try-decision]", "Allowed")
+                .await;
+            ui.text_contains("[data-testid=try-rule]", "contacts-read")
+                .await;
+            ui.text_contains("[data-testid=try-headers]", "x-tokenward-token-id")
+                .await;
+            ui.text_contains(
+                "[data-testid=try-headers]",
+                "x-tokenward-scopes: contacts:read",
+            )
             .await;
-        ui.text_contains("[data-testid=try-rule]", "contacts-read")
+            ui.screenshot("03-try-allowed").await;
+            ui.js(
+                "document.querySelector('#try-method').value = 'DELETE';",
+                vec![],
+            )
             .await;
-        ui.text_contains("[data-testid=try-headers]", "x-tokenward-token-id")
+            ui.click("[data-testid=try-submit]").await;
+            ui.text_contains("[data-testid=try-decision]", "Refused")
+                .await;
+            ui.text_contains("[data-testid=try-code]", "no_matching_rule")
+                .await;
+            ui.js(
+                "document.querySelector('#try-method').value = 'GET';",
+                vec![],
+            )
             .await;
-        ui.text_contains(
-            "[data-testid=try-headers]",
-            "x-tokenward-scopes: contacts:read",
-        )
-        .await;
-        ui.screenshot("03-try-allowed").await;
-        ui.js(
-            "document.querySelector('#try-method').value = 'DELETE';",
-            vec![],
-        )
-        .await;
-        ui.click("[data-testid=try-submit]").await;
-        ui.text_contains("[data-testid=try-decision]", "Refused")
-            .await;
-        ui.text_contains("[data-testid=try-code]", "no_matching_rule")
-            .await;
-        ui.js(
-            "document.querySelector('#try-method').value = 'GET';",
-            vec![],
-        )
-        .await;
-        ui.fill("#try-uri", "/contacts/../admin").await;
-        ui.click("[data-testid=try-submit]").await;
-        ui.text_contains("[data-testid=try-code]", "invalid_path")
-            .await;
-        ui.text_contains("[data-testid=try-result]", "the path is refused")
-            .await;
-        // The token typed in is not kept anywhere but its field.
-        let kept = ui
-            .js(
-                "const s = arguments[0];
+            ui.fill("#try-uri", "/contacts/../admin").await;
+            ui.click("[data-testid=try-submit]").await;
+            ui.text_contains("[data-testid=try-code]", "invalid_path")
+                .await;
+            ui.text_contains("[data-testid=try-result]", "the path is refused")
+                .await;
+            // The token typed in is not kept anywhere but its field.
+            let kept = ui
+                .js(
+                    "const s = arguments[0];
                  return [localStorage, sessionStorage].some((st) =>
                      Object.keys(st).some((k) => (st.getItem(k) || '').includes(s)))
                    || location.href.includes(s);",
-                vec![json!(reader)],
-            )
-            .await;
-        assert_eq!(kept, json!(false));
-        ui.screenshot("04-try-refused").await;
-    });
+                    vec![json!(reader)],
+                )
+                .await;
+            assert_eq!(kept, json!(false));
+            ui.screenshot("04-try-refused").await;
+        },
+    );
 }
