@@ -285,3 +285,51 @@ pub fn scopes(data: &[u8]) {
         assert!(words.contains(scope), "{scope} was not given: {text:?}");
     }
 }
+
+/// The forward-auth canonical path (§10): `canonicalize` never panics; what
+/// it accepts starts with `/`, has no empty, `.` or `..` segment and none
+/// starting `.;` or `..;`, is its own canonical form, and decides as its
+/// percent-encoded twin does.
+pub fn canonical_path(data: &[u8]) {
+    use tokenward::core::forward_auth::canonical::canonicalize;
+    let Ok(target) = canonicalize(data) else {
+        return;
+    };
+    let path = target.path.as_ref();
+    assert!(path.starts_with('/'), "{path:?} does not start with /");
+    if path != "/" {
+        for segment in path[1..].split('/') {
+            assert!(
+                !segment.is_empty() && segment != "." && segment != "..",
+                "{path:?} keeps segment {segment:?}"
+            );
+            assert!(
+                !segment.starts_with(".;") && !segment.starts_with("..;"),
+                "{path:?} keeps segment {segment:?}"
+            );
+        }
+    }
+    // A canonical path is a fixed point, unless it holds what must stay
+    // encoded to be read again (`%`, `?`, `#`, or non-ASCII raw bytes).
+    if !path
+        .bytes()
+        .any(|b| matches!(b, b'%' | b'?' | b'#') || !b.is_ascii())
+    {
+        let again = canonicalize(path.as_bytes()).expect("a canonical path is canonical");
+        assert_eq!(again.path.as_ref(), path, "canonicalising twice changed it");
+        // Its percent-encoded twin (every unreserved letter escaped) decides
+        // alike.
+        let twin: String = path
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    format!("%{:02X}", c as u32)
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        let decided = canonicalize(twin.as_bytes()).expect("the twin is canonical too");
+        assert_eq!(decided.path.as_ref(), path, "the encoded twin differs");
+    }
+}

@@ -41,3 +41,8 @@ fn body_corpus() {
 fn scopes_corpus() {
     replay("scopes", checks::scopes);
 }
+
+#[test]
+fn canonical_path_corpus() {
+    replay("canonical_path", checks::canonical_path);
+}
