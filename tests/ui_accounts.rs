@@ -28,15 +28,6 @@ impl Ui {
         self.client.goto(&url).await.unwrap();
     }
 
-    async fn screenshot(&self, label: &str) {
-        let Ok(png) = self.client.screenshot().await else {
-            return;
-        };
-        let dir = screenshot_dir();
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{}-{label}.png", self.test)), png).unwrap();
-    }
-
     async fn find(&self, css: &str) -> Element {
         self.client
             .wait()
@@ -76,15 +67,6 @@ impl Ui {
         self.find(css).await.text().await.unwrap()
     }
 
-    async fn gone(&self, css: &str) {
-        self.until(
-            &format!("{css} to go away"),
-            "return document.querySelector(arguments[0]) === null;",
-            vec![json!(css)],
-        )
-        .await;
-    }
-
     async fn count(&self, css: &str, n: usize) {
         self.until(
             &format!("{n} of {css}"),
@@ -97,12 +79,6 @@ impl Ui {
 
     async fn click(&self, css: &str) {
         self.find(css).await.click().await.unwrap();
-    }
-
-    async fn fill(&self, css: &str, value: &str) {
-        let input = self.find(css).await;
-        input.clear().await.unwrap();
-        input.send_keys(value).await.unwrap();
     }
 
     async fn page(&self, title: &str) {

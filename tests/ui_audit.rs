@@ -448,15 +448,6 @@ impl Ui {
         self.client.goto(&url).await.unwrap();
     }
 
-    async fn screenshot(&self, label: &str) {
-        let Ok(png) = self.client.screenshot().await else {
-            return;
-        };
-        let dir = screenshot_dir();
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{}-{label}.png", self.test)), png).unwrap();
-    }
-
     /// Waits until `css` matches an element and returns it.
     async fn find(&self, css: &str) -> fantoccini::elements::Element {
         self.client
@@ -511,12 +502,6 @@ impl Ui {
         element.click().await.unwrap();
     }
 
-    async fn fill(&self, css: &str, value: &str) {
-        let input = self.find(css).await;
-        input.clear().await.unwrap();
-        input.send_keys(value).await.unwrap();
-    }
-
     /// The screen whose `<h1>` reads `title`.
     async fn page(&self, title: &str) {
         self.until(
@@ -527,11 +512,6 @@ impl Ui {
             vec![json!(title)],
         )
         .await;
-    }
-
-    async fn nav(&self, section: &str, title: &str) {
-        self.click(&format!("[data-testid=nav-{section}]")).await;
-        self.page(title).await;
     }
 
     async fn sign_in(&self, email: &str) {
@@ -629,21 +609,5 @@ impl Ui {
             "{screen} overflows horizontally: scroll widths {widths:?} for a viewport of {}",
             widths[2]
         );
-    }
-
-    /// Asserts that the element `css` is displayed and inside the viewport's
-    /// width.
-    async fn within_width(&self, css: &str) {
-        let fits = self
-            .js(
-                "const el = document.querySelector(arguments[0]);
-                 if (!el || el.offsetParent === null) return 'missing';
-                 const r = el.getBoundingClientRect();
-                 return r.width > 0 && r.left >= 0 && r.right <= window.innerWidth + 0.5
-                     ? 'ok' : `${r.left}..${r.right} of ${window.innerWidth}`;",
-                vec![json!(css)],
-            )
-            .await;
-        assert_eq!(fits, json!("ok"), "{css} is not reachable at this width");
     }
 }

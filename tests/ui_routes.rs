@@ -29,15 +29,6 @@ impl Ui {
         self.client.goto(&url).await.unwrap();
     }
 
-    async fn screenshot(&self, label: &str) {
-        let Ok(png) = self.client.screenshot().await else {
-            return;
-        };
-        let dir = screenshot_dir();
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{}-{label}.png", self.test)), png).unwrap();
-    }
-
     async fn find(&self, css: &str) -> Element {
         self.client
             .wait()
@@ -79,12 +70,6 @@ impl Ui {
 
     async fn click(&self, css: &str) {
         self.find(css).await.click().await.unwrap();
-    }
-
-    async fn fill(&self, css: &str, value: &str) {
-        let input = self.find(css).await;
-        input.clear().await.unwrap();
-        input.send_keys(value).await.unwrap();
     }
 
     async fn page(&self, title: &str) {

@@ -272,3 +272,51 @@ pub(crate) fn run_ui<F, Fut>(
     });
     eprintln!("{test}: browser flow took {:?}", started.elapsed());
 }
+
+/// Page helpers every UI test file uses.
+impl Ui {
+    pub(crate) async fn screenshot(&self, label: &str) {
+        let Ok(png) = self.client.screenshot().await else {
+            return;
+        };
+        let dir = screenshot_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{}-{label}.png", self.test)), png).unwrap();
+    }
+
+    pub(crate) async fn gone(&self, css: &str) {
+        self.until(
+            &format!("{css} to go away"),
+            "return document.querySelector(arguments[0]) === null;",
+            vec![json!(css)],
+        )
+        .await;
+    }
+
+    pub(crate) async fn fill(&self, css: &str, value: &str) {
+        let input = self.find(css).await;
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+
+    pub(crate) async fn nav(&self, section: &str, title: &str) {
+        self.click(&format!("[data-testid=nav-{section}]")).await;
+        self.page(title).await;
+    }
+
+    /// Asserts that the element `css` is displayed and inside the viewport's
+    /// width.
+    pub(crate) async fn within_width(&self, css: &str) {
+        let fits = self
+            .js(
+                "const el = document.querySelector(arguments[0]);
+                 if (!el || el.offsetParent === null) return 'missing';
+                 const r = el.getBoundingClientRect();
+                 return r.width > 0 && r.left >= 0 && r.right <= window.innerWidth + 0.5
+                     ? 'ok' : `${r.left}..${r.right} of ${window.innerWidth}`;",
+                vec![json!(css)],
+            )
+            .await;
+        assert_eq!(fits, json!("ok"), "{css} is not reachable at this width");
+    }
+}
