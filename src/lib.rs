@@ -209,6 +209,7 @@ pub async fn run(
             Some(tokio::spawn(serve::serve(
                 listener,
                 metrics::routes(state.clone(), config.db.clone()),
+                None,
                 serve::Limits {
                     header_timeout: config.header_timeout,
                     max_connections: METRICS_CONNECTIONS,
@@ -228,7 +229,13 @@ pub async fn run(
         let _ = stopping.send(true);
         let _ = signalled.send(());
     };
-    let server = serve::serve(listener, api::routes(state.clone()), limits, graceful);
+    let server = serve::serve(
+        listener,
+        api::routes(state.clone()),
+        Some(api::HotRoutes::new(state.clone())),
+        limits,
+        graceful,
+    );
     tokio::select! {
         () = server => {}
         () = async {

@@ -147,7 +147,7 @@ impl Default for Metrics {
 
 /// The index of the template in [`ROUTES`] that `path` matches, else the
 /// web UI or [`OTHER`].
-fn route_index(path: &str) -> usize {
+pub fn route_index(path: &str) -> usize {
     let matches = |template: &str| {
         let mut given = path.split('/');
         let mut wanted = template.split('/');
@@ -197,7 +197,13 @@ fn method_index(method: &str) -> usize {
 impl Metrics {
     /// One answered request.
     pub fn request(&self, method: &str, path: &str, status: u16, latency_us: u64) {
-        let stats = &self.requests[route_index(path) * METHODS.len() + method_index(method)];
+        self.request_on(route_index(path), method, status, latency_us);
+    }
+
+    /// One answered request on a route whose index is known ([`route_index`]).
+    pub fn request_on(&self, route: usize, method: &str, status: u16, latency_us: u64) {
+        let route = route.min(ROUTE_COUNT - 1);
+        let stats = &self.requests[route * METHODS.len() + method_index(method)];
         let bucket = BUCKETS_US
             .iter()
             .position(|&bound| latency_us <= bound)

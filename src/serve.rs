@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::{Service, service_fn};
@@ -43,6 +44,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
+
+use crate::api::HotRoutes;
 
 /// How connections are bounded.
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +128,7 @@ pub fn peer_addr() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infal
 pub async fn serve(
     listener: TcpListener,
     routes: BoxedFilter<(Response,)>,
+    hot: Option<HotRoutes>,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -161,6 +165,7 @@ pub async fn serve(
                     stream,
                     peer,
                     routes.clone(),
+                    hot.clone(),
                     limits.header_timeout,
                     stopping.clone(),
                     slot,
@@ -200,6 +205,7 @@ async fn connection<S>(
     stream: TcpStream,
     peer: SocketAddr,
     routes: S,
+    hot: Option<HotRoutes>,
     header_timeout: Duration,
     mut stopping: watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
@@ -214,8 +220,16 @@ async fn connection<S>(
         let started = Arc::clone(&started);
         service_fn(move |mut request: hyper::Request<Incoming>| {
             started.store(true, Ordering::Relaxed);
+            if let Some((hot, which)) = hot
+                .as_ref()
+                .and_then(|hot| Some((hot.clone(), hot.pick(&request)?)))
+            {
+                return Either::Left(async move {
+                    Ok::<_, Infallible>(hot.answer(which, request, peer).await)
+                });
+            }
             request.extensions_mut().insert(PeerAddr(peer));
-            routes.call(request)
+            Either::Right(routes.call(request))
         })
     };
     let mut http = http1::Builder::new();

@@ -954,3 +954,65 @@ fn a_rules_write_whose_client_went_away_still_reaches_the_next_request() {
     assert!(stored, "the write never committed");
     denied(&ask(), 403, "forbidden");
 }
+
+/// The usual request is answered without warp's routing (`src/api/hot.rs`);
+/// a rarer shape of the same request, with a trailing slash, goes through
+/// warp's. Both must answer alike.
+#[test]
+fn the_direct_and_the_routed_answer_agree() {
+    let server = Server::start();
+    let admin = workspace(&server);
+    let reader = secret(&token_with(&server, &admin, json!(["contacts:read"])));
+    let cases: [(&str, &str, Option<&str>); 6] = [
+        ("GET", "/contacts/1", Some(&reader)),
+        ("DELETE", "/contacts/1", Some(&reader)),
+        ("GET", "/admin/users", Some(&reader)),
+        ("GET", "/contacts/1", None),
+        ("GET", "/contacts/1", Some("tw_not_a_token")),
+        ("GET", "/public/a", None),
+    ];
+    let compared = [
+        "www-authenticate",
+        "cache-control",
+        "content-type",
+        "content-security-policy",
+        "x-content-type-options",
+        "x-frame-options",
+        "referrer-policy",
+        "x-tokenward-error",
+    ];
+    let direct_path = format!("/api/v1/authz/{}/auth-request", admin.workspace);
+    let routed_path = format!("{direct_path}/");
+    for (method, uri, token) in cases {
+        let ask = |path: &str| {
+            let request = server
+                .get(path)
+                .header("X-Original-Method", method)
+                .header("X-Original-URI", uri);
+            match token {
+                Some(token) => request.bearer(token),
+                None => request,
+            }
+            .send()
+        };
+        let (direct, routed) = (ask(&direct_path), ask(&routed_path));
+        assert_eq!(direct.status, routed.status, "{method} {uri}");
+        for name in IDENTITY.iter().chain(&compared) {
+            assert_eq!(
+                direct.header(name),
+                routed.header(name),
+                "{name}: {method} {uri}"
+            );
+        }
+        assert_eq!(direct.text(), routed.text(), "{method} {uri}");
+    }
+    // Both ways leave a log line (written out every 50 ms).
+    let (direct_line, routed_line) = (
+        format!("path={direct_path} "),
+        format!("path={routed_path} "),
+    );
+    assert!(eventually(Duration::from_secs(5), || {
+        let log = server.log();
+        log.contains(&direct_line) && log.contains(&routed_line)
+    }));
+}

@@ -1092,3 +1092,73 @@ fn with_the_verify_cache_off_every_verification_reads_the_database() {
     assert_eq!(changed, 1);
     assert_eq!(verify(&server, secret, None)["code"], "REVOKED");
 }
+
+/// The usual verify request is answered without warp's routing
+/// (`src/api/hot.rs`); the same request with a trailing slash goes through
+/// warp's. Both must answer alike, refusals included.
+#[test]
+fn verify_answers_alike_whichever_way_it_is_routed() {
+    let server = Server::start();
+    let admin = sign_up(&server, "admin@example.com");
+    let token = plain_token(&server, &admin.session);
+    let verifier = create_token(
+        &server,
+        &admin.session,
+        json!({"name": "api", "scopes": ["verify:read"]}),
+    );
+    let cases = [
+        (
+            Some(secret(&verifier)),
+            json!({"token": secret(&token), "scopes": ["domains"]}),
+        ),
+        (
+            None,
+            json!({"token": secret(&token), "workspace_id": admin.workspace, "scopes": ["domains"]}),
+        ),
+        (
+            None,
+            json!({"token": "tw_not_a_token", "workspace_id": admin.workspace}),
+        ),
+        (None, json!({"token": secret(&token)})),
+        (
+            Some("tw_not_a_token".to_owned()),
+            json!({"token": secret(&token)}),
+        ),
+        (None, json!({"token": 7, "surprise": true})),
+    ];
+    for (bearer, body) in cases {
+        let ask = |path: &str| {
+            let request = server.post(path).json(body.clone());
+            match &bearer {
+                Some(bearer) => request.bearer(bearer),
+                None => request,
+            }
+            .send()
+        };
+        let (direct, routed) = (ask("/api/v1/tokens/verify"), ask("/api/v1/tokens/verify/"));
+        assert_eq!(direct.status, routed.status, "{body}");
+        for name in [
+            "www-authenticate",
+            "cache-control",
+            "content-type",
+            "content-security-policy",
+            "x-content-type-options",
+            "x-frame-options",
+            "referrer-policy",
+        ] {
+            assert_eq!(direct.header(name), routed.header(name), "{name}: {body}");
+        }
+        assert_eq!(direct.json(), routed.json(), "{body}");
+    }
+    // A body that is not JSON, and one too large.
+    for (content_type, raw) in [
+        ("application/json", b"{\"token\":".to_vec()),
+        ("text/plain", b"token".to_vec()),
+        ("application/json", vec![b' '; 70 * 1024]),
+    ] {
+        let ask = |path: &str| server.post(path).raw_body(content_type, raw.clone()).send();
+        let (direct, routed) = (ask("/api/v1/tokens/verify"), ask("/api/v1/tokens/verify/"));
+        assert_eq!(direct.status, routed.status);
+        assert_eq!(direct.json(), routed.json());
+    }
+}

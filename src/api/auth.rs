@@ -17,7 +17,6 @@ use crate::core::ids::Id;
 use crate::core::model::{TokenGrant, Workspace};
 use crate::core::scopes::{self, Resource, Scope};
 use crate::core::time::Timestamp;
-use crate::core::verdict::Verdict;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -39,13 +38,23 @@ pub fn client_ip(
                 .unify(),
         )
         .map(move |peer: Option<SocketAddr>, forwarded: Option<String>| {
-            let from_proxy = forwarded.filter(|_| state.trust_proxy).and_then(|list| {
-                list.rsplit(',')
-                    .next()
-                    .and_then(|ip| ip.trim().parse().ok())
-            });
-            from_proxy.or(peer.map(|addr| addr.ip()))
+            client_ip_of(&state, peer, forwarded.as_deref())
         })
+}
+
+/// The client's address: the last hop of `X-Forwarded-For` behind a
+/// trusted proxy, else the TCP peer.
+pub fn client_ip_of(
+    state: &AppState,
+    peer: Option<SocketAddr>,
+    forwarded: Option<&str>,
+) -> Option<IpAddr> {
+    let from_proxy = forwarded.filter(|_| state.trust_proxy).and_then(|list| {
+        list.rsplit(',')
+            .next()
+            .and_then(|ip| ip.trim().parse().ok())
+    });
+    from_proxy.or(peer.map(|addr| addr.ip()))
 }
 
 /// What a request brought to prove who it is.
@@ -151,18 +160,14 @@ async fn token_caller(
     ip: Option<IpAddr>,
 ) -> Result<Resolved, ApiError> {
     let now = Timestamp::now();
-    match inspect(state.store.as_ref(), secret, now).await? {
-        Inspection::Malformed => Err(invalid("the API token is malformed")),
-        Inspection::NotFound => Err(invalid("the API token is not known")),
-        Inspection::Found(grant, verdict) => match verdict {
-            Verdict::Valid => {
-                state.usage.record_use(&grant, now, ip);
-                Ok(Resolved::Token(grant))
-            }
-            Verdict::Expired => Err(invalid("the API token has expired")),
-            Verdict::Revoked => Err(invalid("the API token has been revoked")),
-            Verdict::Disabled => Err(invalid("the API token's owner can no longer use it")),
-        },
+    let Inspection { verdict, grant } =
+        inspect(state.store.as_ref(), secret, None, &[], now).await?;
+    match (verdict.refusal(), grant) {
+        (None, Some(grant)) => {
+            state.usage.record_use(&grant, now, ip);
+            Ok(Resolved::Token(grant))
+        }
+        (refusal, _) => Err(invalid(refusal.unwrap_or("the API token is not known"))),
     }
 }
 

@@ -35,7 +35,6 @@ use crate::core::model::{TokenGrant, Workspace};
 use crate::core::ratelimit::retry_after_seconds;
 use crate::core::scopes::{Resource, Scope};
 use crate::core::time::Timestamp;
-use crate::core::verdict::Verdict;
 use crate::error::ApiError;
 use crate::state::{AppState, LiveRules};
 use crate::store::StoredRoutes;
@@ -93,7 +92,7 @@ impl utoipa::Modify for AnyMethod {
 
 /// Which proxy is asking: each describes the original request its own way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Endpoint {
+pub(super) enum Endpoint {
     /// nginx `auth_request`.
     AuthRequest,
     /// Caddy and Traefik `forward_auth`, HAProxy.
@@ -196,9 +195,10 @@ fn forward_auth(state: AppState) -> impl Filter<Extract = (Response,), Error = R
 }
 
 /// The original path and query of an `ext-authz` request.
-struct Suffix {
-    full: FullPath,
-    query: String,
+pub(super) struct Suffix {
+    /// The whole path of this request.
+    pub full: String,
+    pub query: String,
 }
 
 /// ANY /api/v1/authz/{workspace_id}/ext-authz/{path...}
@@ -230,7 +230,10 @@ fn ext_authz(state: AppState) -> impl Filter<Extract = (Response,), Error = Reje
         .and(with(state))
         .then(
             |workspace, full, query, method, headers, ip, state| async move {
-                let suffix = Suffix { full, query };
+                let suffix = Suffix {
+                    full: FullPath::as_str(&full).to_owned(),
+                    query,
+                };
                 answer(
                     Endpoint::ExtAuthz,
                     workspace,
@@ -436,7 +439,7 @@ fn describe<'a>(
         }
         Endpoint::ExtAuthz => {
             let suffix = suffix.ok_or_else(|| ApiError::internal("ext-authz", "no path"))?;
-            let path = original_path(suffix.full.as_str());
+            let path = original_path(&suffix.full);
             (
                 method.as_str(),
                 path.as_bytes(),
@@ -480,7 +483,7 @@ fn original_path(full: &str) -> &str {
     if after.is_empty() { "/" } else { after }
 }
 
-async fn answer(
+pub(super) async fn answer(
     endpoint: Endpoint,
     workspace: WorkspaceId,
     method: Method,
@@ -620,22 +623,16 @@ async fn authenticate(
         None => Err(invalid_token(
             "the Authorization header must be: Bearer <token>",
         )),
-        Some(secret) => match inspect(state.store.as_ref(), secret, now).await? {
-            Inspection::Malformed => Err(invalid_token("the API token is malformed")),
-            Inspection::NotFound => Err(invalid_token("the API token is not known")),
-            // Another workspace's token is not there for this workspace.
-            Inspection::Found(grant, _) if grant.token.workspace_id != workspace => {
-                Err(invalid_token("the API token is not known"))
+        Some(secret) => {
+            let Inspection { verdict, grant } =
+                inspect(state.store.as_ref(), secret, Some(workspace), &[], now).await?;
+            match (verdict.refusal(), grant) {
+                (None, Some(grant)) => Ok(grant),
+                (refusal, _) => Err(invalid_token(
+                    refusal.unwrap_or("the API token is not known"),
+                )),
             }
-            Inspection::Found(grant, verdict) => match verdict {
-                Verdict::Valid => Ok(grant),
-                Verdict::Expired => Err(invalid_token("the API token has expired")),
-                Verdict::Revoked => Err(invalid_token("the API token has been revoked")),
-                Verdict::Disabled => {
-                    Err(invalid_token("the API token's owner can no longer use it"))
-                }
-            },
-        },
+        }
     };
     let grant = match judged {
         Ok(grant) => grant,
@@ -672,9 +669,7 @@ fn allowed(
     now: Timestamp,
 ) -> Response {
     let mut response = Response::new(Vec::new().into());
-    // Sized for this answer's headers and the ones added on the way out,
-    // so that the map is never grown and rehashed.
-    *response.headers_mut() = HeaderMap::with_capacity(16);
+    *response.headers_mut() = super::resource_headers();
     let headers = response.headers_mut();
     let rule = rule
         .and_then(|index| live.rule_headers.get(index))

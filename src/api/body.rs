@@ -1,7 +1,10 @@
 //! Request bodies: at most 64 KiB of `application/json` holding an object,
 //! read field by field so that every problem is reported at once, by name.
 
+use std::pin::Pin;
+
 use futures_util::{Stream, StreamExt};
+use hyper::body::{Body, Incoming};
 use serde_json::{Map, Value};
 use warp::{Buf, Filter, Rejection};
 
@@ -47,19 +50,49 @@ where
     let mut bytes = Vec::new();
     let mut body = std::pin::pin!(body);
     while let Some(chunk) = body.next().await {
-        let mut chunk =
-            chunk.map_err(|_| ApiError::BadRequest("the request body could not be read".into()))?;
-        if bytes.len() + chunk.remaining() > MAX_BODY_BYTES {
-            return Err(ApiError::PayloadTooLarge);
-        }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            bytes.extend_from_slice(part);
-            let read = part.len();
-            chunk.advance(read);
-        }
+        let chunk = chunk.map_err(|_| unreadable())?;
+        append(&mut bytes, chunk)?;
     }
     from_bytes(content_type.as_deref(), &bytes, required)
+}
+
+/// A body taken straight from hyper, for the routes served without warp
+/// (`super::hot`): the same limits and answers as [`json`].
+pub async fn read_incoming(
+    content_type: Option<&str>,
+    length: Option<u64>,
+    mut body: Incoming,
+    required: bool,
+) -> Result<Fields, ApiError> {
+    if length.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let mut bytes = Vec::new();
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        // Trailers carry nothing a JSON body needs.
+        if let Ok(data) = frame.map_err(|_| unreadable())?.into_data() {
+            append(&mut bytes, data)?;
+        }
+    }
+    from_bytes(content_type, &bytes, required)
+}
+
+fn unreadable() -> ApiError {
+    ApiError::BadRequest("the request body could not be read".into())
+}
+
+/// Adds a chunk, refusing a body that grows past the limit.
+fn append(bytes: &mut Vec<u8>, mut chunk: impl Buf) -> Result<(), ApiError> {
+    if bytes.len() + chunk.remaining() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    while chunk.has_remaining() {
+        let part = chunk.chunk();
+        bytes.extend_from_slice(part);
+        let read = part.len();
+        chunk.advance(read);
+    }
+    Ok(())
 }
 
 /// Reads a whole body, once it is in memory: what every handler taking JSON

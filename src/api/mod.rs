@@ -9,6 +9,7 @@ mod auth;
 mod authz;
 mod body;
 mod domains;
+mod hot;
 mod openapi;
 mod query;
 mod reply;
@@ -20,9 +21,11 @@ mod web;
 mod workspaces;
 
 use std::convert::Infallible;
+use std::sync::LazyLock;
+use std::time::Duration;
 
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderValue, header};
+use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reject::{
     InvalidHeader, InvalidQuery, LengthRequired, MethodNotAllowed, MissingHeader, PayloadTooLarge,
 };
@@ -31,10 +34,12 @@ use warp::{Filter, Rejection};
 
 use crate::error::ApiError;
 use crate::logging::{REQUEST_TARGET, RequestLog};
+use crate::metrics;
 use crate::state::AppState;
 use crate::store::StoreError;
 
 pub use body::MAX_BODY_BYTES;
+pub use hot::HotRoutes;
 pub use openapi::build as openapi_document;
 
 /// The request body reader on its own, for the fuzz targets (`fuzz/`) and the
@@ -52,7 +57,6 @@ fn with(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallibl
 /// Every route of the server.
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     openapi::prepare();
-    let request_log = state.request_log.clone();
     let counted = state.clone();
     let v1 = || warp::path("api").and(warp::path("v1"));
     // Verification is tried first and on its own, unboxed: it is the hot
@@ -98,26 +102,44 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .map(with_security_headers)
         .with(warp::log::custom(move |info| {
-            // Path only: the query string and headers (Authorization, cookies)
-            // are never logged.
-            let (method, path) = (info.method().as_str(), info.path());
-            let status = info.status().as_u16();
-            let latency_us = u64::try_from(info.elapsed().as_micros()).unwrap_or(u64::MAX);
-            counted.metrics.request(method, path, status, latency_us);
-            match &request_log {
-                Some(log) if RequestLog::enabled() => log.record(method, path, status, latency_us),
-                Some(_) => {}
-                None => tracing::info!(
-                    target: REQUEST_TARGET,
-                    method,
-                    path,
-                    status,
-                    latency_us,
-                ),
-            }
+            let route = metrics::route_index(info.path());
+            record(
+                &counted,
+                route,
+                info.method().as_str(),
+                info.path(),
+                info.status(),
+                info.elapsed(),
+            );
         }))
         .map(warp::Reply::into_response)
         .boxed()
+}
+
+/// The line and the counters each answered request leaves. Path only: the
+/// query string and headers (Authorization, cookies) are never logged.
+fn record(
+    state: &AppState,
+    route: usize,
+    method: &str,
+    path: &str,
+    status: StatusCode,
+    elapsed: Duration,
+) {
+    let status = status.as_u16();
+    let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    state.metrics.request_on(route, method, status, latency_us);
+    match &state.request_log {
+        Some(log) if RequestLog::enabled() => log.record(method, path, status, latency_us),
+        Some(_) => {}
+        None => tracing::info!(
+            target: REQUEST_TARGET,
+            method,
+            path,
+            status,
+            latency_us,
+        ),
+    }
 }
 
 /// GET /metrics
@@ -137,12 +159,36 @@ const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'sel
 /// page that loads anything.
 const RESOURCE_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
 
-/// Added to every response; static values, so nothing is allocated.
+/// The security headers of an answer that is not a page, built once:
+/// cloning a map costs less than inserting each header, which hashes its
+/// name. Every JSON answer starts from these.
+static RESOURCE_HEADERS: LazyLock<HeaderMap> = LazyLock::new(|| {
+    // Room for the headers answers add, so that none regrows the index.
+    let mut headers = HeaderMap::with_capacity(16);
+    insert_security_headers(&mut headers, false);
+    headers
+});
+
+/// A new map holding the security headers of a JSON answer.
+fn resource_headers() -> HeaderMap {
+    RESOURCE_HEADERS.clone()
+}
+
+/// Added to every response that does not have them yet; static values, so
+/// nothing is allocated.
 fn with_security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
+    if headers.contains_key(header::X_CONTENT_TYPE_OPTIONS) {
+        return response;
+    }
     let page = headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|media| media.as_bytes().starts_with(b"text/html"));
+    insert_security_headers(headers, page);
+    response
+}
+
+fn insert_security_headers(headers: &mut HeaderMap, page: bool) {
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -156,7 +202,6 @@ fn with_security_headers(mut response: Response) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(if page { PAGE_POLICY } else { RESOURCE_POLICY }),
     );
-    response
 }
 
 /// Every rejection, ours or warp's, as the JSON error envelope.

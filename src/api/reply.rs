@@ -2,12 +2,13 @@
 
 use std::borrow::Cow;
 use std::marker::PhantomData;
+use std::sync::LazyLock;
 
 use serde::Serialize;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Ref, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
-use warp::http::{HeaderValue, StatusCode, header};
+use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
 use crate::error::ApiError;
@@ -120,15 +121,21 @@ impl<T: ToSchema> ToSchema for Page<T> {
 pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = Response::new(body.into());
     *response.status_mut() = status;
-    let headers = response.headers_mut();
+    *response.headers_mut() = JSON_HEADERS.clone();
+    response
+}
+
+/// The headers of every JSON answer; see [`super::resource_headers`].
+static JSON_HEADERS: LazyLock<HeaderMap> = LazyLock::new(|| {
+    let mut headers = super::resource_headers();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     // Token secrets appear in some bodies: no cache may keep any of them.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
+    headers
+});
 
 fn envelope<T: Serialize>(status: StatusCode, data: &T, meta: Option<ListMeta>) -> Response {
     // Sized for a token object, so the common answer is written without

@@ -26,7 +26,7 @@ use crate::core::expiry::{self, ExpiryRequest};
 use crate::core::ids::Id;
 use crate::core::model::{Token, TokenState, Workspace, name_base};
 use crate::core::ratelimit::retry_after_seconds;
-use crate::core::scopes::{self, Access, Scope};
+use crate::core::scopes::{Access, Scope};
 use crate::core::settings::Settings;
 use crate::core::time::Timestamp;
 use crate::core::token_format::{self, Prefix, Secret};
@@ -455,7 +455,7 @@ async fn manageable(state: &AppState, caller: &Caller, id: TokenId) -> Result<To
         .ok_or(ApiError::NotFound)
 }
 
-async fn handle_verify(
+pub(super) async fn handle_verify(
     ip: Option<IpAddr>,
     authorization: Option<String>,
     mut fields: Fields,
@@ -499,32 +499,20 @@ async fn handle_verify(
     };
 
     let now = Timestamp::now();
-    let (code, grant) = match inspect(state.store.as_ref(), &presented, now).await? {
-        Inspection::Malformed => ("MALFORMED", None),
-        // Another workspace's token is not there for this caller: a copied
-        // prefix, scope or domain name proves nothing.
-        Inspection::Found(grant, _) if grant.token.workspace_id != workspace => ("NOT_FOUND", None),
-        Inspection::NotFound => ("NOT_FOUND", None),
-        Inspection::Found(grant, verdict) => {
-            let code = match verdict {
-                Verdict::Valid
-                    if wanted
-                        .iter()
-                        .all(|w| scopes::holds(grant.effective_scopes(), w)) =>
-                {
-                    state.usage.record_use(&grant, now, ip);
-                    "VALID"
-                }
-                Verdict::Valid => "INSUFFICIENT_SCOPE",
-                Verdict::Expired => "EXPIRED",
-                Verdict::Revoked => "REVOKED",
-                Verdict::Disabled => "DISABLED",
-            };
-            (code, Some(grant))
-        }
-    };
+    let Inspection { verdict, grant } = inspect(
+        state.store.as_ref(),
+        &presented,
+        Some(workspace),
+        &wanted,
+        now,
+    )
+    .await?;
+    let valid = verdict == Verdict::Valid;
+    if let (true, Some(grant)) = (valid, &grant) {
+        state.usage.record_use(grant, now, ip);
+    }
+    let code = verdict.code();
     state.metrics.verified(code);
-    let valid = code == "VALID";
     if !valid && limited {
         note_failure(&state, ip);
     }

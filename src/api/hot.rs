@@ -1,0 +1,200 @@
+//! The hot routes, served straight from hyper's request: `POST
+//! /tokens/verify` and the proxies' forward-auth questions, which every
+//! request behind a proxy asks. Trying warp's filters one by one, boxing
+//! their futures and keeping the request in a task-local cost more than the
+//! answer itself; here the path is matched once and the same handlers run.
+//!
+//! Only the usual shape of each request is taken: the exact path and
+//! method, and headers that warp would read without complaint. Anything
+//! else (a trailing slash, a header that is not text) goes to the warp
+//! routes, which answer it as they always have. The answer gets the same
+//! security headers, log line and counters; tests send both shapes and
+//! compare the answers.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use hyper::body::Incoming;
+use warp::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName};
+use warp::http::{Method, Request};
+use warp::reply::Response;
+
+use super::authz::{self, Endpoint, Suffix};
+use super::{auth, body, record, recover, reply, tokens, with_security_headers};
+use crate::core::ids::Id;
+use crate::core::model::Workspace;
+use crate::metrics;
+use crate::state::AppState;
+
+const VERIFY: &str = "/api/v1/tokens/verify";
+const AUTHZ: &str = "/api/v1/authz/";
+
+/// A request the hot routes answer.
+pub struct Hot(Which);
+
+enum Which {
+    Verify,
+    Proxy(Endpoint, Id<Workspace>),
+}
+
+#[derive(Clone)]
+pub struct HotRoutes {
+    state: AppState,
+    /// Each route's row in the metrics, found once.
+    verify_route: usize,
+    routes: [usize; 3],
+}
+
+impl HotRoutes {
+    pub fn new(state: AppState) -> Self {
+        let route = |endpoint: &str| metrics::route_index(&format!("{AUTHZ}id/{endpoint}"));
+        HotRoutes {
+            state,
+            verify_route: metrics::route_index(VERIFY),
+            routes: [
+                route("auth-request"),
+                route("forward-auth"),
+                route("ext-authz"),
+            ],
+        }
+    }
+
+    /// Which hot route answers `request`, if one does.
+    pub fn pick<B>(&self, request: &Request<B>) -> Option<Hot> {
+        let path = request.uri().path();
+        if path == VERIFY {
+            let headers = request.headers();
+            let readable = [AUTHORIZATION, CONTENT_TYPE]
+                .iter()
+                .all(|name| text(headers, name).is_ok())
+                && length(headers).is_ok();
+            return (request.method() == Method::POST && readable).then_some(Hot(Which::Verify));
+        }
+        let (workspace, endpoint) = path.strip_prefix(AUTHZ)?.split_once('/')?;
+        let endpoint = match endpoint {
+            "auth-request" => Endpoint::AuthRequest,
+            "forward-auth" => Endpoint::ForwardAuth,
+            "ext-authz" => Endpoint::ExtAuthz,
+            _ if endpoint.starts_with("ext-authz/") => Endpoint::ExtAuthz,
+            _ => return None,
+        };
+        // warp decodes a percent-encoded id; such a rare request is left to it.
+        let workspace = workspace
+            .parse()
+            .ok()
+            .filter(|_| !workspace.contains('%'))?;
+        Some(Hot(Which::Proxy(endpoint, workspace)))
+    }
+
+    /// The answer, with everything the warp routes add to one.
+    pub async fn answer(&self, hot: Hot, request: Request<Incoming>, peer: SocketAddr) -> Response {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let uri = request.uri().clone();
+        let (route, response) = match hot.0 {
+            Which::Verify => (self.verify_route, self.verify(request, peer).await),
+            Which::Proxy(endpoint, workspace) => (
+                self.routes[match endpoint {
+                    Endpoint::AuthRequest => 0,
+                    Endpoint::ForwardAuth => 1,
+                    Endpoint::ExtAuthz => 2,
+                }],
+                self.proxy(endpoint, workspace, request, peer).await,
+            ),
+        };
+        let response = with_security_headers(response);
+        record(
+            &self.state,
+            route,
+            method.as_str(),
+            uri.path(),
+            response.status(),
+            started.elapsed(),
+        );
+        response
+    }
+
+    async fn verify(&self, request: Request<Incoming>, peer: SocketAddr) -> Response {
+        let (parts, body) = request.into_parts();
+        let headers = &parts.headers;
+        let ip = self.client_ip(headers, peer);
+        let fields = match body::read_incoming(
+            text(headers, &CONTENT_TYPE).ok().flatten(),
+            length(headers).ok().flatten(),
+            body,
+            true,
+        )
+        .await
+        {
+            Ok(fields) => fields,
+            Err(err) => return reply::error(&err),
+        };
+        let authorization = text(headers, &AUTHORIZATION).ok().flatten();
+        match tokens::handle_verify(
+            ip,
+            authorization.map(str::to_owned),
+            fields,
+            self.state.clone(),
+        )
+        .await
+        {
+            Ok(response) => response,
+            Err(rejection) => unwrap(recover(rejection).await),
+        }
+    }
+
+    async fn proxy(
+        &self,
+        endpoint: Endpoint,
+        workspace: Id<Workspace>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response {
+        let (parts, _body) = request.into_parts();
+        let ip = self.client_ip(&parts.headers, peer);
+        let suffix = (endpoint == Endpoint::ExtAuthz).then(|| Suffix {
+            full: parts.uri.path().to_owned(),
+            query: parts.uri.query().unwrap_or_default().to_owned(),
+        });
+        authz::answer(
+            endpoint,
+            workspace,
+            parts.method,
+            parts.headers,
+            suffix,
+            ip,
+            self.state.clone(),
+        )
+        .await
+    }
+
+    fn client_ip(&self, headers: &HeaderMap, peer: SocketAddr) -> Option<std::net::IpAddr> {
+        let forwarded = headers
+            .get("x-forwarded-for")
+            .and_then(|value| value.to_str().ok());
+        auth::client_ip_of(&self.state, Some(peer), forwarded)
+    }
+}
+
+/// A header as text, `Err` when it is there but not text (warp refuses it).
+fn text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, ()> {
+    headers
+        .get(name)
+        .map(|value| value.to_str().map_err(|_| ()))
+        .transpose()
+}
+
+/// `Content-Length`, `Err` when it is there but not a number.
+fn length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
+    text(headers, &CONTENT_LENGTH)?
+        .map(|value| value.parse().map_err(|_| ()))
+        .transpose()
+}
+
+fn unwrap(answer: Result<Response, Infallible>) -> Response {
+    match answer {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
