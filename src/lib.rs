@@ -43,7 +43,7 @@ use tokio::sync::{oneshot, watch};
 use crate::auth::jwt::SessionKey;
 use crate::auth::password::Passwords;
 use crate::state::{AppState, Options};
-use crate::store::{SqliteStore, Store};
+use crate::store::{CachedStore, SqliteStore, Store};
 
 /// How long open connections may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -125,13 +125,14 @@ pub async fn run(
     };
     let db = config.db.clone();
     let verify_cache = config.verify_cache;
-    let store = tokio::task::spawn_blocking(move || {
-        SqliteStore::open(&db).map(|store| store.with_verify_cache(verify_cache))
-    })
-    .await
-    .context("while opening the database")??;
-    let follow_account_changes = store.follow_account_changes(ACCOUNT_CHANGES_EVERY);
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&db))
+        .await
+        .context("while opening the database")??;
+    let sqlite = Arc::new(store);
+    let cached = CachedStore::new(Arc::clone(&sqlite) as Arc<dyn Store>, verify_cache);
+    let follow_account_changes =
+        sqlite.follow_account_changes(ACCOUNT_CHANGES_EVERY, cached.grants());
+    let store: Arc<dyn Store> = Arc::new(cached);
     let key = store
         .signing_key()
         .await

@@ -1,7 +1,9 @@
 //! The storage door: every operation the product performs on its data, as
-//! one trait. SQLite implements it today; a PostgreSQL deployment of several
-//! nodes would be a second implementation, not a rewrite of the callers.
+//! one trait, implemented by SQLite (one node) and PostgreSQL (several
+//! nodes), with the verify cache in front of either ([`cached`]).
 
+pub mod cache;
+pub mod cached;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -21,7 +23,11 @@ use crate::core::settings::{Problems, Settings, SettingsPatch};
 use crate::core::time::Timestamp;
 use crate::core::token_format::TokenHash;
 
-pub use sqlite::{DEFAULT_VERIFY_CACHE, SqliteStore};
+pub use cached::CachedStore;
+pub use sqlite::SqliteStore;
+
+/// Verified tokens kept in memory by default (about 1 KiB each).
+pub const DEFAULT_VERIFY_CACHE: usize = 50_000;
 
 /// What can go wrong at the door. Product rules that need the data to decide
 /// (the last admin, the last domain token) are enforced inside the write's
