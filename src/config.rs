@@ -50,7 +50,9 @@ pub struct BackupArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct DbArg {
-    /// The SQLite database file; it and its folder are created on first start.
+    /// The SQLite database file (it and its folder are created on first
+    /// start), or a PostgreSQL URL, postgres://user:password@host:port/db,
+    /// to run several nodes on one database.
     #[arg(long, env = "TOKENWARD_DB", default_value = "./tokenward.db")]
     pub db: PathBuf,
 }

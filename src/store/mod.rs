@@ -4,7 +4,13 @@
 
 pub mod cache;
 pub mod cached;
+pub mod postgres;
 pub mod sqlite;
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::time::Duration;
 
 use std::sync::Arc;
 
@@ -24,7 +30,62 @@ use crate::core::time::Timestamp;
 use crate::core::token_format::TokenHash;
 
 pub use cached::CachedStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// The database `--db` names: a SQLite file, or a PostgreSQL URL
+/// (`postgres://…`) that makes this server one node of several.
+pub enum Backend {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PostgresStore>),
+}
+
+/// How soon an account disabled from the command line, next to a running
+/// SQLite server, stops its tokens verifying from the server's cache.
+const ACCOUNT_CHANGES_EVERY: Duration = Duration::from_secs(1);
+
+impl Backend {
+    /// Opens the database, creating and migrating it as needed. Blocking:
+    /// call it off the async runtime.
+    pub fn open(db: &Path) -> anyhow::Result<Backend> {
+        match db.to_str() {
+            Some(url) if postgres::is_url(url) => {
+                Ok(Backend::Postgres(Arc::new(PostgresStore::open(url)?)))
+            }
+            _ => Ok(Backend::Sqlite(Arc::new(SqliteStore::open(db)?))),
+        }
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Backend::Sqlite(store) => Arc::clone(store) as Arc<dyn Store>,
+            Backend::Postgres(store) => Arc::clone(store) as Arc<dyn Store>,
+        }
+    }
+
+    /// Empties `grants` when a write made elsewhere (the command line, or
+    /// another node) may change a verification answer. Runs until dropped.
+    pub fn follow_writes_elsewhere(
+        &self,
+        grants: Arc<cache::GrantCache>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        match self {
+            Backend::Sqlite(store) => {
+                Box::pin(store.follow_account_changes(ACCOUNT_CHANGES_EVERY, grants))
+            }
+            Backend::Postgres(store) => Box::pin(store.follow_grants(grants)),
+        }
+    }
+}
+
+/// `--db` as logs and messages show it: a PostgreSQL URL without its
+/// password.
+pub fn shown_db(db: &Path) -> String {
+    match db.to_str() {
+        Some(url) if postgres::is_url(url) => postgres::shown_url(url),
+        _ => db.display().to_string(),
+    }
+}
 
 /// Verified tokens kept in memory by default (about 1 KiB each).
 pub const DEFAULT_VERIFY_CACHE: usize = 50_000;
