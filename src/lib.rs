@@ -162,6 +162,7 @@ pub async fn run(
             setup_code,
             trust_proxy: config.trust_proxy,
             request_log: config.request_log.clone(),
+            attempts: Some(backend.attempts(state::LOGIN_FAILURE_LIMIT, state::LOGIN_WINDOW)),
         },
     );
     let (stop_sweeper, sweeper_stopped) = watch::channel(false);

@@ -18,6 +18,7 @@ use crate::core::model::Workspace;
 use crate::core::ratelimit::SlidingWindow;
 use crate::logging::RequestLog;
 use crate::metrics::Metrics;
+use crate::store::attempts::{MemoryAttempts, PasswordAttempts};
 use crate::store::{Store, StoredRoutes};
 use crate::usage::UsageLog;
 
@@ -34,7 +35,8 @@ pub struct Shared {
     pub passwords: Passwords,
     pub session_key: SessionKey,
     pub usage: UsageLog,
-    pub login_failures: Mutex<LoginFailures>,
+    /// Password attempts, for the sign-in and current-password lockouts.
+    pub attempts: Arc<dyn PasswordAttempts>,
     pub verify_failures: VerifyFailures,
     /// Needed by the first sign-up when the server is reachable beyond
     /// loopback; taken once used.
@@ -49,17 +51,14 @@ pub struct Shared {
     pub routes: RouteTable,
 }
 
-pub struct LoginFailures {
-    pub by_email: SlidingWindow<String>,
-    pub by_ip: SlidingWindow<IpAddr>,
-}
-
 pub struct Options {
     pub verify_fail_limit: usize,
     pub password_workers: usize,
     pub setup_code: Option<String>,
     pub trust_proxy: bool,
     pub request_log: Option<RequestLog>,
+    /// Where password attempts are counted; `None`: in memory.
+    pub attempts: Option<Arc<dyn PasswordAttempts>>,
 }
 
 impl AppState {
@@ -69,9 +68,8 @@ impl AppState {
             passwords: Passwords::new(options.password_workers),
             session_key,
             usage: UsageLog::default(),
-            login_failures: Mutex::new(LoginFailures {
-                by_email: SlidingWindow::new(LOGIN_FAILURE_LIMIT, LOGIN_WINDOW),
-                by_ip: SlidingWindow::new(LOGIN_FAILURE_LIMIT, LOGIN_WINDOW),
+            attempts: options.attempts.unwrap_or_else(|| {
+                Arc::new(MemoryAttempts::new(LOGIN_FAILURE_LIMIT, LOGIN_WINDOW))
             }),
             verify_failures: VerifyFailures::new(options.verify_fail_limit),
             setup_code: Mutex::new(options.setup_code),

@@ -276,15 +276,15 @@ fn a_node_that_loses_its_listener_recovers_without_a_stale_valid() {
     let token = plain_token(&a, &admin.session);
     valid_everywhere(&[&b], &secret(&token), None);
     // Cut every node's listening connection.
-    let pg = a.pg.as_ref().unwrap();
-    let mut client = pg.client();
-    let cut = client
-        .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = current_database() AND application_name = 'tokenward listener'",
-            &[],
-        )
-        .unwrap();
+    let cut = a.pg.as_ref().unwrap().with_client(|client| {
+        client
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND application_name = 'tokenward listener'",
+                &[],
+            )
+            .unwrap()
+    });
     assert!(!cut.is_empty(), "no listening connection found");
     a.delete(&format!("/api/v1/tokens/{}", token["id"].as_str().unwrap()))
         .bearer(&admin.session)
@@ -297,4 +297,68 @@ fn a_node_that_loses_its_listener_recovers_without_a_stale_valid() {
         "{}",
         b.log()
     );
+}
+
+#[test]
+fn wrong_passwords_spread_over_three_nodes_get_ten_checks() {
+    if skip_without_postgres("wrong_passwords_spread_over_three_nodes_get_ten_checks") {
+        return;
+    }
+    let (a, b, c) = three_nodes();
+    let nodes = [&a, &b, &c];
+    sign_up(&a, "admin@example.com");
+    const ATTEMPTS: usize = 30;
+    let barrier = Barrier::new(ATTEMPTS);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..ATTEMPTS)
+            .map(|i| {
+                let (node, barrier) = (nodes[i % nodes.len()], &barrier);
+                scope.spawn(move || {
+                    let request = node
+                        .post("/api/v1/sessions")
+                        .json(json!({"email": "admin@example.com", "password": "wrong password!"}));
+                    barrier.wait();
+                    request.send().status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = statuses.iter().filter(|&&s| s == 401).count();
+    let limited = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!((checked, limited), (10, 20), "{statuses:?}");
+    // Locked on every node, the right password included.
+    for node in nodes {
+        sign_in(node, "admin@example.com", PASSWORD).error(429, "rate_limited");
+    }
+}
+
+#[test]
+fn wrong_current_passwords_spread_over_three_nodes_get_ten_checks() {
+    if skip_without_postgres("wrong_current_passwords_spread_over_three_nodes_get_ten_checks") {
+        return;
+    }
+    let (a, b, c) = three_nodes();
+    let nodes = [&a, &b, &c];
+    let admin = sign_up(&a, "admin@example.com");
+    const ATTEMPTS: usize = 30;
+    let barrier = Barrier::new(ATTEMPTS);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..ATTEMPTS)
+            .map(|i| {
+                let (node, barrier, admin) = (nodes[i % nodes.len()], &barrier, &admin);
+                scope.spawn(move || {
+                    let request = node.patch("/api/v1/me").bearer(&admin.session).json(
+                        json!({"current_password": "wrong password!", "new_password": "another password"}),
+                    );
+                    barrier.wait();
+                    request.send().status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = statuses.iter().filter(|&&s| s == 403).count();
+    let limited = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!((checked, limited), (10, 20), "{statuses:?}");
 }

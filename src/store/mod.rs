@@ -2,6 +2,7 @@
 //! one trait, implemented by SQLite (one node) and PostgreSQL (several
 //! nodes), with the verify cache in front of either ([`cached`]).
 
+pub mod attempts;
 pub mod cache;
 pub mod cached;
 pub mod postgres;
@@ -60,6 +61,19 @@ impl Backend {
         match self {
             Backend::Sqlite(store) => Arc::clone(store) as Arc<dyn Store>,
             Backend::Postgres(store) => Arc::clone(store) as Arc<dyn Store>,
+        }
+    }
+
+    /// Where password attempts are counted: in memory for SQLite, in the
+    /// database for PostgreSQL, where every node must count them.
+    pub fn attempts(&self, limit: usize, window: Duration) -> Arc<dyn attempts::PasswordAttempts> {
+        match self {
+            Backend::Sqlite(_) => Arc::new(attempts::MemoryAttempts::new(limit, window)),
+            Backend::Postgres(store) => Arc::new(postgres::attempts::SharedAttempts::new(
+                Arc::clone(store),
+                limit,
+                window,
+            )),
         }
     }
 

@@ -97,11 +97,13 @@ impl PgDatabase {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
-        let mut admin = postgres::Client::connect(admin_url, postgres::NoTls)
-            .unwrap_or_else(|err| panic!("cannot connect to {POSTGRES_VAR}: {err}"));
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
+        off_runtime(|| {
+            let mut admin = postgres::Client::connect(admin_url, postgres::NoTls)
+                .unwrap_or_else(|err| panic!("cannot connect to {POSTGRES_VAR}: {err}"));
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .unwrap();
+        });
         PgDatabase {
             admin_url: admin_url.to_owned(),
             url: with_database(admin_url, &name),
@@ -109,20 +111,33 @@ impl PgDatabase {
         }
     }
 
-    pub fn client(&self) -> postgres::Client {
-        postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
+    /// Runs `f` with a connection to the database, on a thread of its
+    /// own: the sync client may not run (or be dropped) inside the async
+    /// runtime of a browser test.
+    pub fn with_client<T: Send>(&self, f: impl FnOnce(&mut postgres::Client) -> T + Send) -> T {
+        off_runtime(|| f(&mut postgres::Client::connect(&self.url, postgres::NoTls).unwrap()))
     }
 }
 
 impl Drop for PgDatabase {
     fn drop(&mut self) {
-        if let Ok(mut admin) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
-            let _ = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
+        off_runtime(|| {
+            if let Ok(mut admin) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
+                let _ = admin.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ));
+            }
+        });
     }
+}
+
+/// Runs `f` on a plain thread and waits for it.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| match scope.spawn(f).join() {
+        Ok(out) => out,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }
 
 /// `url` with its database name replaced by `name`.
@@ -630,15 +645,16 @@ pub fn workspace_of(server: &Server, token: &str) -> Option<String> {
     use sha2::Digest;
     if let Some(pg) = &server.pg {
         let hash = sha2::Sha256::digest(token.as_bytes());
-        return pg
-            .client()
-            .query_opt(
-                "SELECT workspace_id FROM tokens WHERE secret_hash = $1",
-                &[&hash.as_slice()],
-            )
-            .ok()
-            .flatten()
-            .map(|row| row.get(0));
+        return pg.with_client(|client| {
+            client
+                .query_opt(
+                    "SELECT workspace_id FROM tokens WHERE secret_hash = $1",
+                    &[&hash.as_slice()],
+                )
+                .ok()
+                .flatten()
+                .map(|row| row.get(0))
+        });
     }
     let db = rusqlite::Connection::open(server.db_path()).ok()?;
     db.busy_timeout(Duration::from_secs(5)).ok()?;

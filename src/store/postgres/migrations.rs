@@ -7,7 +7,10 @@ use postgres::Client;
 
 use super::OpenError;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_attempts.sql"),
+];
 
 /// The advisory lock key migrations run under ("twmigrat" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7477_6d69_6772_6174;

@@ -21,6 +21,7 @@
 
 mod accounts;
 mod admin;
+pub mod attempts;
 mod audit;
 mod domains;
 pub mod migrations;
@@ -965,6 +966,7 @@ fn purge_locked(conn: &mut Client, now: Timestamp) -> Result<PurgeReport> {
         }
     }
     report.sessions = run_write(conn, false, &mut |tx| tokens::purge_sessions(tx, now))?;
+    run_write(conn, false, &mut |tx| attempts::purge(tx))?;
     loop {
         let deleted = run_write(conn, false, &mut |tx| audit::purge(tx, now, PURGE_BATCH))?;
         report.audit_entries += deleted;
