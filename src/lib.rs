@@ -127,7 +127,8 @@ pub async fn run(
         .await
         .context("while opening the database")??;
     let cached = CachedStore::new(backend.store(), verify_cache);
-    let follow_account_changes = backend.follow_writes_elsewhere(cached.grants());
+    let verify_grants = cached.grants();
+    let follow_writes_elsewhere = backend.follow_writes_elsewhere(cached.grants());
     let store: Arc<dyn Store> = Arc::new(cached);
     let key = store
         .signing_key()
@@ -163,13 +164,14 @@ pub async fn run(
             trust_proxy: config.trust_proxy,
             request_log: config.request_log.clone(),
             attempts: Some(backend.attempts(state::LOGIN_FAILURE_LIMIT, state::LOGIN_WINDOW)),
+            verify_cache: Some(verify_grants),
         },
     );
     let (stop_sweeper, sweeper_stopped) = watch::channel(false);
     let mut follower_stopped = sweeper_stopped.clone();
     let follower = tokio::spawn(async move {
         tokio::select! {
-            () = follow_account_changes => {}
+            () = follow_writes_elsewhere => {}
             _ = follower_stopped.changed() => {}
         }
     });

@@ -19,6 +19,7 @@ use crate::core::ratelimit::SlidingWindow;
 use crate::logging::RequestLog;
 use crate::metrics::Metrics;
 use crate::store::attempts::{MemoryAttempts, PasswordAttempts};
+use crate::store::cache::GrantCache;
 use crate::store::{Store, StoredRoutes};
 use crate::usage::UsageLog;
 
@@ -37,6 +38,8 @@ pub struct Shared {
     pub usage: UsageLog,
     /// Password attempts, for the sign-in and current-password lockouts.
     pub attempts: Arc<dyn PasswordAttempts>,
+    /// The verify cache in front of `store`, for the metrics.
+    pub verify_cache: Option<Arc<GrantCache>>,
     pub verify_failures: VerifyFailures,
     /// Needed by the first sign-up when the server is reachable beyond
     /// loopback; taken once used.
@@ -59,6 +62,7 @@ pub struct Options {
     pub request_log: Option<RequestLog>,
     /// Where password attempts are counted; `None`: in memory.
     pub attempts: Option<Arc<dyn PasswordAttempts>>,
+    pub verify_cache: Option<Arc<GrantCache>>,
 }
 
 impl AppState {
@@ -68,6 +72,7 @@ impl AppState {
             passwords: Passwords::new(options.password_workers),
             session_key,
             usage: UsageLog::default(),
+            verify_cache: options.verify_cache,
             attempts: options.attempts.unwrap_or_else(|| {
                 Arc::new(MemoryAttempts::new(LOGIN_FAILURE_LIMIT, LOGIN_WINDOW))
             }),
