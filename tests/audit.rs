@@ -343,9 +343,6 @@ fn filters_page_and_retention() {
 
 #[test]
 fn account_administration_is_recorded_by_who_did_it() {
-    if common::skip_on_postgres("account_administration_is_recorded_by_who_did_it") {
-        return;
-    }
     let server = Server::start();
     let admin = admin_with_open_signup(&server);
     let bob = sign_up(&server, "bob@example.com");
@@ -366,7 +363,7 @@ fn account_administration_is_recorded_by_who_did_it() {
             "bob@example.com",
             "--db",
         ])
-        .arg(server.db_path())
+        .arg(server.db_arg())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

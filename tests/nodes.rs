@@ -362,3 +362,52 @@ fn wrong_current_passwords_spread_over_three_nodes_get_ten_checks() {
     let limited = statuses.iter().filter(|&&s| s == 429).count();
     assert_eq!((checked, limited), (10, 20), "{statuses:?}");
 }
+
+/// Runs the binary with `args`; its exit success and standard error.
+fn run(args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(BIN)
+        .args(args)
+        .env("TOKENWARD_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_unreachable_postgres_is_one_sentence_at_start_without_the_password() {
+    // Nothing listens on port 1: no PostgreSQL needed.
+    let url = "postgres://tokenward:hunter2@127.0.0.1:1/tokenward";
+    let (ok, stderr) = run(&["serve", "--addr", "127.0.0.1:0", "--db", url]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("cannot reach PostgreSQL at 127.0.0.1:1/tokenward"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    let (ok, stderr) = run(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--db",
+        "postgres://a@b:c/d",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("not a valid PostgreSQL URL"), "{stderr}");
+}
+
+#[test]
+fn backup_and_check_point_to_postgres_own_tools() {
+    let url = "postgres://tokenward@127.0.0.1:1/tokenward";
+    let (ok, stderr) = run(&["backup", "--db", url, "--out", "/nonexistent/x.db"]);
+    assert!(!ok);
+    assert!(stderr.contains("pg_dump"), "{stderr}");
+    let (ok, stderr) = run(&["check", "--db", url]);
+    assert!(!ok);
+    assert!(stderr.contains("PostgreSQL"), "{stderr}");
+}
