@@ -128,7 +128,6 @@ pub async fn run(
         .context("while opening the database")??;
     let cached = CachedStore::new(backend.store(), verify_cache);
     let verify_grants = cached.grants();
-    let follow_writes_elsewhere = backend.follow_writes_elsewhere(cached.grants());
     let store: Arc<dyn Store> = Arc::new(cached);
     let key = store
         .signing_key()
@@ -164,8 +163,12 @@ pub async fn run(
             trust_proxy: config.trust_proxy,
             request_log: config.request_log.clone(),
             attempts: Some(backend.attempts(state::LOGIN_FAILURE_LIMIT, state::LOGIN_WINDOW)),
-            verify_cache: Some(verify_grants),
+            verify_cache: Some(Arc::clone(&verify_grants)),
         },
+    );
+    let follow_writes_elsewhere = backend.follow_writes_elsewhere(
+        Arc::clone(&verify_grants),
+        Arc::new(state.clone()) as Arc<dyn store::RulesWatch>,
     );
     let (stop_sweeper, sweeper_stopped) = watch::channel(false);
     let mut follower_stopped = sweeper_stopped.clone();

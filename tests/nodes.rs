@@ -411,3 +411,50 @@ fn backup_and_check_point_to_postgres_own_tools() {
     assert!(!ok);
     assert!(stderr.contains("PostgreSQL"), "{stderr}");
 }
+
+#[test]
+fn a_rules_write_on_one_node_reaches_the_others_forward_auth_within_a_second() {
+    if skip_without_postgres(
+        "a_rules_write_on_one_node_reaches_the_others_forward_auth_within_a_second",
+    ) {
+        return;
+    }
+    let (a, b, c) = three_nodes();
+    let admin = sign_up(&a, "admin@example.com");
+    let ws = admin.workspace.clone();
+    let put = |document: Value| {
+        a.put("/api/v1/routes")
+            .bearer(&admin.session)
+            .workspace(&ws)
+            .json(document)
+            .send()
+            .data(200);
+    };
+    let status = |node: &Server| {
+        node.get(&format!("/api/v1/authz/{ws}/auth-request"))
+            .header("X-Original-Method", "GET")
+            .header("X-Original-URI", "/public/page")
+            .send()
+            .status
+    };
+    put(
+        json!({"rules": [{"id": "public", "methods": ["GET"], "path": "/public/**", "public": true}]}),
+    );
+    // Each node compiles and keeps the public rule.
+    for node in [&b, &c] {
+        assert_eq!(status(node), 200);
+        assert_eq!(status(node), 200);
+    }
+    put(json!({"rules": [{"id": "closed", "methods": ["*"], "path": "/public/**", "deny": true}]}));
+    let at = Instant::now();
+    for node in [&b, &c] {
+        while status(node) == 200 {
+            assert!(
+                at.elapsed() < WITHIN,
+                "a node still follows the old rules {:?} after the write",
+                at.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

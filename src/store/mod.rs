@@ -78,18 +78,32 @@ impl Backend {
     }
 
     /// Empties `grants` when a write made elsewhere (the command line, or
-    /// another node) may change a verification answer. Runs until dropped.
+    /// another node) may change a verification answer, and tells `rules`
+    /// of other nodes' rules writes. Runs until dropped.
     pub fn follow_writes_elsewhere(
         &self,
         grants: Arc<cache::GrantCache>,
+        rules: Arc<dyn RulesWatch>,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         match self {
+            // One node: only the command line writes beside it, and it
+            // never writes rules.
             Backend::Sqlite(store) => {
                 Box::pin(store.follow_account_changes(ACCOUNT_CHANGES_EVERY, grants))
             }
-            Backend::Postgres(store) => Box::pin(store.follow_grants(grants)),
+            Backend::Postgres(store) => Box::pin(store.follow_grants(grants, rules)),
         }
     }
+}
+
+/// Where a node keeps forward-auth rules compiled, told of rules written
+/// by other nodes.
+pub trait RulesWatch: Send + Sync + 'static {
+    /// The workspace's rules were written, up to `version`: older ones
+    /// held or read since are stale.
+    fn rules_written(&self, workspace: Id<Workspace>, version: i64);
+    /// Writes may have gone unheard: forget every workspace's rules.
+    fn forget_all(&self);
 }
 
 /// `--db` as logs and messages show it: a PostgreSQL URL without its

@@ -45,6 +45,7 @@ use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 
+use super::RulesWatch;
 use super::cache::GrantCache;
 use super::{
     AccountQuery, AccountSummary, AuditQuery, DomainUsage, IfMatch, NewAccount, NewToken, Page,
@@ -67,6 +68,9 @@ use crate::core::token_format::TokenHash;
 const MIN_VERSION: i32 = 130_000;
 /// The channel writes that change verification answers notify.
 const CHANNEL: &str = "tokenward_grants";
+/// The channel a forward-auth rules write notifies, with the payload
+/// `"<workspace id> <version>"`.
+const ROUTES_CHANNEL: &str = "tokenward_routes";
 /// Rows deleted per purge transaction.
 const PURGE_BATCH: i64 = 1000;
 /// The advisory lock the sweeper holds while it purges ("twsweepr").
@@ -267,14 +271,16 @@ impl PostgresStore {
 
     /// Empties `grants` whenever another node (or the command line)
     /// changes what a verification may answer, and bypasses it while that
-    /// cannot be heard: on a dedicated connection that `LISTEN`s, made
-    /// again whenever it breaks. Runs until dropped.
+    /// cannot be heard; tells `rules` of rules written by other nodes. On a
+    /// dedicated connection that `LISTEN`s, made again whenever it breaks.
+    /// Runs until dropped.
     ///
     /// The connection lives on a thread of its own: the sync client blocks,
     /// and may not even be dropped on an async worker.
     pub fn follow_grants(
         &self,
         grants: Arc<GrantCache>,
+        rules: Arc<dyn RulesWatch>,
     ) -> impl Future<Output = ()> + Send + use<> {
         let mut config = self.config.clone();
         // Named apart from the pool's connections, for `pg_stat_activity`.
@@ -285,7 +291,7 @@ impl PostgresStore {
             let cache = Arc::clone(&grants);
             let spawned = std::thread::Builder::new()
                 .name("tokenward-listen".into())
-                .spawn(move || listen(&config, &cache, &stop));
+                .spawn(move || listen(&config, &cache, rules.as_ref(), &stop));
             if let Err(err) = spawned {
                 grants.bypass();
                 tracing::error!(%err, "cannot start the thread that listens for other nodes' writes: every verification reads the database");
@@ -319,11 +325,13 @@ impl Drop for StopOnDrop {
 /// The listening thread: connects, `LISTEN`s, and empties the cache on
 /// every notification, until `stop`. While it has no connection, the
 /// cache is bypassed; once it listens again, the cache is emptied and used.
-fn listen(config: &Config, grants: &GrantCache, stop: &AtomicBool) {
+/// Rules writes go to `rules`; rules held while writes went unheard are
+/// forgotten.
+fn listen(config: &Config, grants: &GrantCache, rules: &dyn RulesWatch, stop: &AtomicBool) {
     let mut warned = false;
     while !stop.load(Ordering::Acquire) {
         let connected = config.connect(NoTls).and_then(|mut client| {
-            client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+            client.batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {ROUTES_CHANNEL}"))?;
             Ok(client)
         });
         let mut client = match connected {
@@ -343,6 +351,7 @@ fn listen(config: &Config, grants: &GrantCache, stop: &AtomicBool) {
         };
         // Heard from now on; anything cached before is dropped.
         grants.resume();
+        rules.forget_all();
         if warned {
             tracing::info!(
                 "listening for other nodes' writes again; the verify cache is back in use"
@@ -351,11 +360,26 @@ fn listen(config: &Config, grants: &GrantCache, stop: &AtomicBool) {
         }
         while !stop.load(Ordering::Acquire) {
             match wait_for_notifications(&mut client, stop) {
-                Ok(true) => grants.invalidate(),
-                Ok(false) => {}
+                Ok(heard) => {
+                    if heard.iter().any(|n| n.channel() == CHANNEL) {
+                        grants.invalidate();
+                    }
+                    for written in heard.iter().filter(|n| n.channel() == ROUTES_CHANNEL) {
+                        let mut parts = written.payload().split(' ');
+                        let workspace = parts.next().and_then(|id| Id::from_str(id).ok());
+                        let version = parts.next().and_then(|v| v.parse().ok());
+                        match (workspace, version) {
+                            (Some(workspace), Some(version)) => {
+                                rules.rules_written(workspace, version)
+                            }
+                            _ => rules.forget_all(),
+                        }
+                    }
+                }
                 Err(err) => {
                     // Writes may go unheard from here on.
                     grants.bypass();
+                    rules.forget_all();
                     tracing::warn!(
                         reason = %reason(&err),
                         "lost the connection that listens for other nodes' writes: every verification reads the database until it is back"
@@ -379,25 +403,28 @@ fn pause(total: Duration, stop: &AtomicBool) {
 }
 
 /// Waits up to [`LISTEN_PROBE`] for notifications, returning as soon as
-/// one comes; whether any came. An error means the connection is gone.
+/// some come. An error means the connection is gone.
 fn wait_for_notifications(
     client: &mut Client,
     stop: &AtomicBool,
-) -> std::result::Result<bool, postgres::Error> {
+) -> std::result::Result<Vec<postgres::Notification>, postgres::Error> {
     let started = std::time::Instant::now();
     while started.elapsed() < LISTEN_PROBE && !client.is_closed() && !stop.load(Ordering::Acquire) {
         let mut notifications = client.notifications();
-        if notifications.timeout_iter(LISTEN_POLL).next()?.is_some() {
-            // One emptying of the cache answers every write so far.
+        let first = notifications.timeout_iter(LISTEN_POLL).next()?;
+        if let Some(first) = first {
+            let mut heard = vec![first];
             let mut pending = notifications.iter();
-            while pending.next()?.is_some() {}
-            return Ok(true);
+            while let Some(more) = pending.next()? {
+                heard.push(more);
+            }
+            return Ok(heard);
         }
     }
     // `timeout_iter` ends the same way on a timeout and on a closed
     // connection: a round trip tells them apart.
     client.is_valid(Duration::from_secs(2))?;
-    Ok(false)
+    Ok(Vec::new())
 }
 
 fn unavailable(err: r2d2::Error) -> StoreError {

@@ -87,6 +87,11 @@ pub fn put(
              updated_at = excluded.updated_at",
         &[&workspace, &version, &document.to_json().to_string(), &now],
     )?;
+    // Every node drops the rules it compiled once this commits.
+    tx.execute(
+        "SELECT pg_notify($1, $2)",
+        &[&super::ROUTES_CHANNEL, &format!("{workspace} {version}")],
+    )?;
     let change = Change::new(
         "routes.update",
         Some(workspace),
