@@ -60,6 +60,7 @@ fn main() -> ExitCode {
             }
             Command::Backup(args) => backup(args),
             Command::Check(db) => check(db),
+            Command::MigrateToPostgres { from, to } => migrate_to_postgres(from, to).await,
         }
     });
     match outcome {
@@ -171,6 +172,22 @@ async fn set_disabled(email: &str, db: &std::path::Path, disabled: bool) -> anyh
     } else {
         println!("enabled {} {}", account.email, account.id);
     }
+    Ok(())
+}
+
+async fn migrate_to_postgres(from: std::path::PathBuf, to: String) -> anyhow::Result<()> {
+    if !tokenward::store::postgres::is_url(&to) {
+        anyhow::bail!("--to must be a PostgreSQL URL (postgres://user:password@host:port/db)");
+    }
+    let shown = tokenward::store::postgres::shown_url(&to);
+    let copied =
+        tokio::task::spawn_blocking(move || tokenward::store::copy::sqlite_to_postgres(&from, &to))
+            .await
+            .context("while copying")??;
+    for (table, rows) in &copied.rows {
+        println!("{table}: {rows} rows");
+    }
+    println!("copied into {shown}; start the nodes with --db on it");
     Ok(())
 }
 

@@ -458,3 +458,72 @@ fn a_rules_write_on_one_node_reaches_the_others_forward_auth_within_a_second() {
         }
     }
 }
+
+#[test]
+fn migrate_to_postgres_keeps_tokens_sessions_ids_and_numbers() {
+    if skip_without_postgres("migrate_to_postgres_keeps_tokens_sessions_ids_and_numbers") {
+        return;
+    }
+    let mut old = Server::start_sqlite(&["--sweep-interval", "60"]);
+    let admin = admin_with_open_signup(&old);
+    let bob = sign_up(&old, "bob@example.com");
+    let kept = plain_token(&old, &admin.session);
+    let revoked = plain_token(&old, &admin.session);
+    old.delete(&format!(
+        "/api/v1/tokens/{}",
+        revoked["id"].as_str().unwrap()
+    ))
+    .bearer(&admin.session)
+    .send();
+    let domain = old
+        .post("/api/v1/domains")
+        .bearer(&admin.session)
+        .json(json!({"name": "example.com"}))
+        .send()
+        .data(201);
+    let highest = domain["token"]["number"].as_i64().unwrap();
+    old.terminate();
+
+    let pg = std::sync::Arc::new(PgDatabase::create(&postgres_url().unwrap()));
+    let output = std::process::Command::new(BIN)
+        .args(["migrate-to-postgres", "--to", &pg.url, "--from"])
+        .arg(old.db_path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("tokens: 3 rows"), "{stdout}");
+
+    let new = Server::start_postgres(std::sync::Arc::clone(&pg), &[]);
+    assert_eq!(code(&new, &secret(&kept), None), "VALID");
+    assert_eq!(code(&new, &secret(&revoked), None), "REVOKED");
+    // Sessions signed before the move still work; so do passwords.
+    new.get("/api/v1/me").bearer(&bob.session).send().data(200);
+    sign_in(&new, "admin@example.com", PASSWORD).data(201);
+    let token = new
+        .get(&format!("/api/v1/tokens/{}", kept["id"].as_str().unwrap()))
+        .bearer(&admin.session)
+        .send()
+        .data(200);
+    assert_eq!(token["number"], kept["number"]);
+    // Numbers go on after the highest.
+    let next = plain_token(&new, &admin.session);
+    assert_eq!(next["number"].as_i64().unwrap(), highest + 1);
+
+    // Into a database that is in use: refused, nothing changed.
+    let again = std::process::Command::new(BIN)
+        .args(["migrate-to-postgres", "--to", &pg.url, "--from"])
+        .arg(old.db_path())
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("empty one"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}

@@ -5,6 +5,7 @@
 pub mod attempts;
 pub mod cache;
 pub mod cached;
+pub mod copy;
 pub mod postgres;
 pub mod sqlite;
 

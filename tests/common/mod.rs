@@ -189,6 +189,19 @@ impl Server {
         Server::launch(dir, db, pg, addr, args)
     }
 
+    /// A server on a SQLite file whatever the environment says.
+    pub fn start_sqlite(args: &[&str]) -> Server {
+        let dir = TempDir::new();
+        let db = sqlite_path(dir.path()).display().to_string();
+        Server::launch(dir, db, None, "127.0.0.1:0", args)
+    }
+
+    /// A server on the PostgreSQL database `pg`.
+    pub fn start_postgres(pg: std::sync::Arc<PgDatabase>, args: &[&str]) -> Server {
+        let db = pg.url.clone();
+        Server::launch(TempDir::new(), db, Some(pg), "127.0.0.1:0", args)
+    }
+
     /// Another node on this server's PostgreSQL database (PostgreSQL only).
     pub fn another_node(&self, args: &[&str]) -> Server {
         let pg = self.pg.clone().expect("several nodes need PostgreSQL");
@@ -235,6 +248,7 @@ impl Server {
     /// PostgreSQL).
     pub fn db_path(&self) -> PathBuf {
         assert!(self.pg.is_none(), "db_path on PostgreSQL");
+        assert!(!self.db.starts_with("postgres"), "db_path on PostgreSQL");
         sqlite_path(self.dir.path())
     }
 

@@ -218,6 +218,15 @@ impl PostgresStore {
         Ok(PostgresStore { pool, config })
     }
 
+    /// A connection of the pool, for the command line's copy into this
+    /// database (`store::copy`).
+    pub(crate) fn client(
+        &self,
+    ) -> std::result::Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, r2d2::Error>
+    {
+        self.pool.get()
+    }
+
     /// Runs `f` on a pooled connection on the blocking thread pool, outside
     /// any transaction (each statement sees what is committed).
     async fn read<T, F>(&self, f: F) -> Result<T>
