@@ -527,3 +527,33 @@ fn migrate_to_postgres_keeps_tokens_sessions_ids_and_numbers() {
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+#[test]
+fn a_revoke_whose_client_went_away_still_reaches_every_node() {
+    if skip_without_postgres("a_revoke_whose_client_went_away_still_reaches_every_node") {
+        return;
+    }
+    let (a, b, _c) = three_nodes();
+    let admin = sign_up(&a, "admin@example.com");
+    let token = plain_token(&a, &admin.session);
+    let id = token["id"].as_str().unwrap().to_owned();
+    valid_everywhere(&[&a, &b], &secret(&token), None);
+
+    // Reads go on; the revoke's UPDATE waits for this lock.
+    let mut lock = postgres::Client::connect(&a.pg.as_ref().unwrap().url, postgres::NoTls).unwrap();
+    lock.batch_execute("BEGIN; LOCK TABLE tokens IN SHARE ROW EXCLUSIVE MODE")
+        .unwrap();
+    let mut client = std::net::TcpStream::connect(a.addr).unwrap();
+    write!(
+        client,
+        "DELETE /api/v1/tokens/{id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\n\r\n",
+        admin.session
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(client);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(code(&a, &secret(&token), None), "VALID");
+    lock.batch_execute("ROLLBACK").unwrap();
+    every_node_answers(&[&a, &b], &secret(&token), None, "REVOKED", Instant::now());
+}

@@ -85,8 +85,12 @@ const LISTEN_POLL: Duration = Duration::from_millis(500);
 /// The listening connection's `application_name`.
 pub const LISTENER_NAME: &str = "tokenward listener";
 /// How often the listener asks the database whether its connection is
-/// still alive when nothing arrives.
-const LISTEN_PROBE: Duration = Duration::from_secs(5);
+/// still alive when nothing arrives: a connection lost without a word (a
+/// network cut) is noticed within this and [`PROBE_TIMEOUT`].
+const LISTEN_PROBE: Duration = Duration::from_secs(1);
+/// How long the listener's probe may take before the connection counts as
+/// lost.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
@@ -432,7 +436,7 @@ fn wait_for_notifications(
     }
     // `timeout_iter` ends the same way on a timeout and on a closed
     // connection: a round trip tells them apart.
-    client.is_valid(Duration::from_secs(2))?;
+    client.is_valid(PROBE_TIMEOUT)?;
     Ok(Vec::new())
 }
 
