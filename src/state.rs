@@ -62,6 +62,7 @@ pub struct Options {
     pub request_log: Option<RequestLog>,
     /// Where password attempts are counted; `None`: in memory.
     pub attempts: Option<Arc<dyn PasswordAttempts>>,
+    /// The verify cache in front of the store, for the metrics.
     pub verify_cache: Option<Arc<GrantCache>>,
 }
 

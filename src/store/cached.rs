@@ -71,7 +71,11 @@ impl CachedStore {
             out
         })
         .await
-        .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
+        .map_err(|e| {
+            // The task failed before it could empty the cache.
+            self.grants.invalidate();
+            StoreError::Internal(format!("database task failed: {e}"))
+        })?
     }
 }
 
