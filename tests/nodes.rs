@@ -557,3 +557,213 @@ fn a_revoke_whose_client_went_away_still_reaches_every_node() {
     lock.batch_execute("ROLLBACK").unwrap();
     every_node_answers(&[&a, &b], &secret(&token), None, "REVOKED", Instant::now());
 }
+
+/// A PostgreSQL cluster of this test's own, in a temporary folder on a
+/// loopback port, run by the unprivileged `postgres` user (initdb refuses
+/// root); stopped and removed when dropped.
+struct PrivateCluster {
+    bin: std::path::PathBuf,
+    dir: TempDir,
+    port: u16,
+}
+
+impl PrivateCluster {
+    /// `Err(why)` when this machine cannot run one.
+    fn start() -> Result<PrivateCluster, String> {
+        let initdb = std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+            .map(|dir| dir.join("initdb"))
+            .chain(
+                std::fs::read_dir("/usr/lib/postgresql")
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|version| version.path().join("bin").join("initdb")),
+            )
+            .find(|path| path.is_file())
+            .ok_or("initdb not found")?;
+        let bin = std::fs::canonicalize(&initdb)
+            .map_err(|e| e.to_string())?
+            .parent()
+            .ok_or("initdb has no folder")?
+            .to_owned();
+        let dir = TempDir::new();
+        let chown = std::process::Command::new("chown")
+            .arg("postgres")
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !chown.success() {
+            return Err(
+                "cannot hand a folder to the postgres user (needs root and that user)".into(),
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let cluster = PrivateCluster { bin, dir, port };
+        let data = cluster.dir.path().join("data");
+        cluster.run(&[
+            "initdb",
+            "-D",
+            data.to_str().unwrap(),
+            "-A",
+            "trust",
+            "-U",
+            "tokenward",
+            "--no-sync",
+        ])?;
+        cluster.pg_ctl(&["start"])?;
+        Ok(cluster)
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://tokenward@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn run(&self, args: &[&str]) -> Result<(), String> {
+        let output = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join(args[0]))
+            .args(&args[1..])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} failed: {}",
+                args[0],
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    }
+
+    fn pg_ctl(&self, action: &[&str]) -> Result<(), String> {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("log");
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let mut args = vec![
+            "pg_ctl",
+            "-D",
+            data.to_str().unwrap(),
+            "-l",
+            log.to_str().unwrap(),
+            "-w",
+            "-o",
+            &options,
+        ];
+        args.extend_from_slice(action);
+        self.run(&args)
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl(&["-m", "immediate", "stop"]);
+    }
+}
+
+#[test]
+fn restarting_postgres_under_load_never_serves_a_stale_valid() {
+    if skip_without_postgres("restarting_postgres_under_load_never_serves_a_stale_valid") {
+        return;
+    }
+    let cluster = match PrivateCluster::start() {
+        Ok(cluster) => cluster,
+        Err(why) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("restarting_postgres_under_load_never_serves_a_stale_valid: {why}");
+            }
+            eprintln!("SKIPPED restarting_postgres_under_load_never_serves_a_stale_valid: {why}");
+            return;
+        }
+    };
+    let pg = std::sync::Arc::new(PgDatabase::create(&cluster.url()));
+    let a = Server::start_postgres(std::sync::Arc::clone(&pg), &[]);
+    let b = a.another_node(&[]);
+    let admin = sign_up(&a, "admin@example.com");
+    let token = plain_token(&a, &admin.session);
+    let id = token["id"].as_str().unwrap().to_owned();
+    let workspace = admin.workspace.clone();
+    valid_everywhere(&[&b], &secret(&token), None);
+
+    // The answer of node B, or `None` while it cannot reach the database.
+    let answer = |node: &Server| {
+        let response = node
+            .post("/api/v1/tokens/verify")
+            .json(json!({"token": secret(&token), "workspace_id": workspace}))
+            .send();
+        (response.status == 200).then(|| {
+            response.json()["data"]["code"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let revoked_at: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+    let stale = std::thread::scope(|scope| {
+        // Verifications on node B all along: every VALID is checked against
+        // when the revoke was acknowledged.
+        let load = scope.spawn(|| {
+            let mut stale = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                let valid = answer(&b).is_some_and(|code| code == "VALID");
+                if valid
+                    && let Some(at) = *revoked_at.lock().unwrap()
+                    && at.elapsed() > WITHIN
+                {
+                    stale.push(at.elapsed());
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            stale
+        });
+        cluster.pg_ctl(&["-m", "fast", "restart"]).unwrap();
+        // The revoke is retried while node A's pooled connections find out
+        // that the database went away.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = a
+                .delete(&format!("/api/v1/tokens/{id}"))
+                .bearer(&admin.session)
+                .send()
+                .status;
+            if status == 200 || status == 204 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the revoke kept failing: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        *revoked_at.lock().unwrap() = Some(Instant::now());
+        assert!(
+            eventually(Duration::from_secs(20), || answer(&b)
+                .is_some_and(|code| code == "REVOKED")),
+            "node B never answered REVOKED; log:\n{}",
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        load.join().unwrap()
+    });
+    assert!(
+        stale.is_empty(),
+        "node B answered VALID {stale:?} after the revoke"
+    );
+    // Node B did see the database go away, and came back.
+    let log = b.log();
+    assert!(log.contains("lost the connection that listens"), "{log}");
+    drop((a, b));
+    drop(pg);
+}
