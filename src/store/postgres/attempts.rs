@@ -98,7 +98,7 @@ impl PasswordAttempts for SharedAttempts {
         }
         let texts: Vec<String> = keys.iter().map(AttemptKey::as_text).collect();
         let (limit, window_ms) = (self.limit, self.window_ms);
-        let pool = self.store.pool.clone();
+        let pool = self.store.pool()?;
         let decided = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(super::unavailable)?;
             let mut tx = conn.transaction()?;
@@ -116,7 +116,7 @@ impl PasswordAttempts for SharedAttempts {
             return;
         }
         let rows = ticket.rows().to_vec();
-        let pool = self.store.pool.clone();
+        let Ok(pool) = self.store.pool() else { return };
         let withdrawn = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(super::unavailable)?;
             conn.execute("DELETE FROM attempts WHERE id = ANY($1)", &[&rows])?;

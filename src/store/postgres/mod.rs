@@ -95,7 +95,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
 pub struct PostgresStore {
-    pool: Pool,
+    /// `None` only once the store is dropped (see its `Drop`).
+    pool: Option<Pool>,
     config: Config,
 }
 
@@ -219,16 +220,25 @@ impl PostgresStore {
                 at,
                 reason: err.to_string(),
             })?;
-        Ok(PostgresStore { pool, config })
+        Ok(PostgresStore {
+            pool: Some(pool),
+            config,
+        })
+    }
+
+    /// The pool, for a task of the blocking pool.
+    fn pool(&self) -> Result<Pool> {
+        self.pool
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("the database pool is closed".into()))
     }
 
     /// A connection of the pool, for the command line's copy into this
     /// database (`store::copy`).
     pub(crate) fn client(
         &self,
-    ) -> std::result::Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, r2d2::Error>
-    {
-        self.pool.get()
+    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>> {
+        self.pool()?.get().map_err(unavailable)
     }
 
     /// Runs `f` on a pooled connection on the blocking thread pool, outside
@@ -238,7 +248,7 @@ impl PostgresStore {
         T: Send + 'static,
         F: FnOnce(&mut Client) -> Result<T> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let pool = self.pool()?;
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(unavailable)?;
             f(&mut conn)
@@ -273,7 +283,7 @@ impl PostgresStore {
         T: Send + 'static,
         F: FnMut(&mut Transaction<'_>) -> Result<T> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let pool = self.pool()?;
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(unavailable)?;
             run_write(&mut conn, notify, &mut f)
@@ -317,11 +327,13 @@ impl PostgresStore {
 impl Drop for PostgresStore {
     fn drop(&mut self) {
         // Closing a sync client blocks on its own runtime, which panics on
-        // an async worker: the last pool handle goes to a plain thread.
-        let pool = self.pool.clone();
-        let _ = std::thread::Builder::new()
-            .name("tokenward-pool-close".into())
-            .spawn(move || drop(pool));
+        // an async worker: the pool handle goes to a plain thread, where the
+        // connections close once no task of the blocking pool holds one.
+        if let Some(pool) = self.pool.take() {
+            let _ = std::thread::Builder::new()
+                .name("tokenward-pool-close".into())
+                .spawn(move || drop(pool));
+        }
     }
 }
 
@@ -871,7 +883,7 @@ impl Store for PostgresStore {
         // One node sweeps at a time: the others find the lock taken and
         // leave it to that one. The lock is held on one connection for the
         // whole sweep, and goes with it if the node dies.
-        let pool = self.pool.clone();
+        let pool = self.pool()?;
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(unavailable)?;
             let locked: bool = conn
