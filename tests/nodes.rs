@@ -767,3 +767,26 @@ fn restarting_postgres_under_load_never_serves_a_stale_valid() {
     drop((a, b));
     drop(pg);
 }
+
+#[test]
+fn health_says_the_database_is_unreachable_without_naming_it() {
+    if skip_without_postgres("health_says_the_database_is_unreachable_without_naming_it") {
+        return;
+    }
+    let a = Server::start();
+    assert_eq!(a.get("/healthz").send().status, 200);
+    let pg = a.pg.as_ref().unwrap();
+    pg.drop_now();
+    let mut last = String::new();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let response = a.get("/healthz").send();
+            last = response.text();
+            response.status == 503
+        }),
+        "{last}"
+    );
+    assert!(last.contains("cannot reach the database"), "{last}");
+    assert!(!last.contains(pg.name()), "{last}");
+    assert!(!last.contains("tokenward@"), "{last}");
+}

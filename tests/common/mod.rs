@@ -111,6 +111,20 @@ impl PgDatabase {
         }
     }
 
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Drops the database now, from under whatever is connected to it.
+    pub fn drop_now(&self) {
+        off_runtime(|| {
+            let mut admin = postgres::Client::connect(&self.admin_url, postgres::NoTls).unwrap();
+            admin
+                .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+                .unwrap();
+        });
+    }
+
     /// Runs `f` with a connection to the database, on a thread of its
     /// own: the sync client may not run (or be dropped) inside the async
     /// runtime of a browser test.

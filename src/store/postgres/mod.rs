@@ -627,18 +627,30 @@ impl Store for PostgresStore {
     }
 
     async fn health(&self) -> Result<()> {
-        self.read(|conn| {
-            let standby: bool = conn
-                .query_one("SELECT pg_is_in_recovery()", &[])?
-                .try_get(0)?;
-            if standby {
-                return Err(StoreError::Unavailable(
-                    "the database is a read-only standby".into(),
-                ));
+        const STANDBY: &str = "the database is a read-only standby";
+        let checked = self
+            .read(|conn| {
+                let standby: bool = conn
+                    .query_one("SELECT pg_is_in_recovery()", &[])?
+                    .try_get(0)?;
+                if standby {
+                    return Err(StoreError::Unavailable(STANDBY.into()));
+                }
+                Ok(())
+            })
+            .await;
+        match checked {
+            Ok(()) => Ok(()),
+            Err(StoreError::Unavailable(reason)) if reason == STANDBY => {
+                Err(StoreError::Unavailable(reason))
             }
-            Ok(())
-        })
-        .await
+            // The reason is shown without a login: PostgreSQL's own words
+            // (user and database names) stay in the log.
+            Err(err) => {
+                tracing::warn!(%err, "PostgreSQL health check failed");
+                Err(StoreError::Unavailable("cannot reach the database".into()))
+            }
+        }
     }
 
     async fn signing_key(&self) -> Result<Vec<u8>> {
