@@ -11,7 +11,7 @@ use crate::core::ids::Id;
 use crate::core::model::Account;
 use crate::core::time::Timestamp;
 use crate::core::validate;
-use crate::store::{NewAccount, SignUpRules, SqliteStore, Store, StoreError};
+use crate::store::{Backend, NewAccount, SignUpRules, Store, StoreError};
 
 /// Creates an account as sign-up would, without the sign-up policy: whoever
 /// can write the database file is trusted.
@@ -96,16 +96,17 @@ pub async fn set_disabled(db: &Path, email: &str, disabled: bool) -> anyhow::Res
 
 async fn open(db: &Path) -> anyhow::Result<Arc<dyn Store>> {
     let path = db.to_owned();
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+    let backend = tokio::task::spawn_blocking(move || Backend::open(&path))
         .await
         .context("while opening the database")??;
-    Ok(Arc::new(store))
+    Ok(backend.store())
 }
 
 /// Opens a database that must already exist: changing an account in a new,
 /// empty one would only create a file by mistake.
 async fn open_existing(db: &Path) -> anyhow::Result<Arc<dyn Store>> {
-    if !db.exists() {
+    let url = db.to_str().is_some_and(crate::store::postgres::is_url);
+    if !url && !db.exists() {
         bail!(
             "the database {} does not exist (set --db or TOKENWARD_DB)",
             db.display()

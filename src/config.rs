@@ -37,6 +37,17 @@ pub enum Command {
     /// Check the database's integrity and print its schema version; exits
     /// with an error when there are problems.
     Check(DbArg),
+    /// Copy a SQLite instance into an empty PostgreSQL database, keeping
+    /// every id, number, token and session. Stop the server first.
+    MigrateToPostgres {
+        /// The SQLite database file to copy.
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL database, postgres://user:password@host:port/db;
+        /// it must hold no account yet.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -50,7 +61,9 @@ pub struct BackupArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct DbArg {
-    /// The SQLite database file; it and its folder are created on first start.
+    /// The SQLite database file (it and its folder are created on first
+    /// start), or a PostgreSQL URL, postgres://user:password@host:port/db,
+    /// to run several nodes on one database.
     #[arg(long, env = "TOKENWARD_DB", default_value = "./tokenward.db")]
     pub db: PathBuf,
 }

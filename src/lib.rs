@@ -3,8 +3,9 @@
 //! Module map:
 //! - [`core`]: pure domain logic (token format, scope grammar, expiry
 //!   policy, settings rules, validation), no IO.
-//! - [`store`]: the storage door ([`store::Store`]) and its SQLite
-//!   implementation with numbered migrations.
+//! - [`store`]: the storage door ([`store::Store`]), its SQLite and
+//!   PostgreSQL implementations with numbered migrations, and the verify
+//!   cache in front of either.
 //! - [`auth`]: passwords (argon2id), session JWTs, presented API tokens,
 //!   callers.
 //! - [`api`]: the HTTP transport, warp filters per resource.
@@ -43,15 +44,12 @@ use tokio::sync::{oneshot, watch};
 use crate::auth::jwt::SessionKey;
 use crate::auth::password::Passwords;
 use crate::state::{AppState, Options};
-use crate::store::{SqliteStore, Store};
+use crate::store::{Backend, CachedStore, Store};
 
 /// How long open connections may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections the metrics listener serves at once: a scraper or two.
 const METRICS_CONNECTIONS: usize = 16;
-/// How soon an account disabled from the command line, next to the running
-/// server, stops its tokens verifying from the server's cache.
-const ACCOUNT_CHANGES_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -125,13 +123,12 @@ pub async fn run(
     };
     let db = config.db.clone();
     let verify_cache = config.verify_cache;
-    let store = tokio::task::spawn_blocking(move || {
-        SqliteStore::open(&db).map(|store| store.with_verify_cache(verify_cache))
-    })
-    .await
-    .context("while opening the database")??;
-    let follow_account_changes = store.follow_account_changes(ACCOUNT_CHANGES_EVERY);
-    let store: Arc<dyn Store> = Arc::new(store);
+    let backend = tokio::task::spawn_blocking(move || Backend::open(&db))
+        .await
+        .context("while opening the database")??;
+    let cached = CachedStore::new(backend.store(), verify_cache);
+    let verify_grants = cached.grants();
+    let store: Arc<dyn Store> = Arc::new(cached);
     let key = store
         .signing_key()
         .await
@@ -165,13 +162,19 @@ pub async fn run(
             setup_code,
             trust_proxy: config.trust_proxy,
             request_log: config.request_log.clone(),
+            attempts: Some(backend.attempts(state::LOGIN_FAILURE_LIMIT, state::LOGIN_WINDOW)),
+            verify_cache: Some(Arc::clone(&verify_grants)),
         },
+    );
+    let follow_writes_elsewhere = backend.follow_writes_elsewhere(
+        Arc::clone(&verify_grants),
+        Arc::new(state.clone()) as Arc<dyn store::RulesWatch>,
     );
     let (stop_sweeper, sweeper_stopped) = watch::channel(false);
     let mut follower_stopped = sweeper_stopped.clone();
     let follower = tokio::spawn(async move {
         tokio::select! {
-            () = follow_account_changes => {}
+            () = follow_writes_elsewhere => {}
             _ = follower_stopped.changed() => {}
         }
     });
@@ -194,7 +197,7 @@ pub async fn run(
         limits.max_connections
     );
 
-    tracing::info!(db = %config.db.display(), "tokenward listening on http://{address}");
+    tracing::info!(db = %store::shown_db(&config.db), "tokenward listening on http://{address}");
     println!("tokenward listening on http://{address}");
 
     let (stopping, stop_seen) = watch::channel(false);

@@ -60,6 +60,7 @@ fn main() -> ExitCode {
             }
             Command::Backup(args) => backup(args),
             Command::Check(db) => check(db),
+            Command::MigrateToPostgres { from, to } => migrate_to_postgres(from, to).await,
         }
     });
     match outcome {
@@ -174,7 +175,35 @@ async fn set_disabled(email: &str, db: &std::path::Path, disabled: bool) -> anyh
     Ok(())
 }
 
+async fn migrate_to_postgres(from: std::path::PathBuf, to: String) -> anyhow::Result<()> {
+    if !tokenward::store::postgres::is_url(&to) {
+        anyhow::bail!("--to must be a PostgreSQL URL (postgres://user:password@host:port/db)");
+    }
+    let shown = tokenward::store::postgres::shown_url(&to);
+    let copied =
+        tokio::task::spawn_blocking(move || tokenward::store::copy::sqlite_to_postgres(&from, &to))
+            .await
+            .context("while copying")??;
+    for (table, rows) in &copied.rows {
+        println!("{table}: {rows} rows");
+    }
+    println!("copied into {shown}; start the nodes with --db on it");
+    Ok(())
+}
+
+/// Backups and checks of a PostgreSQL database are PostgreSQL's own tools'.
+fn refuse_postgres(db: &std::path::Path, command: &str) -> anyhow::Result<()> {
+    if db.to_str().is_some_and(tokenward::store::postgres::is_url) {
+        anyhow::bail!(
+            "tokenward {command} works on a SQLite file; for PostgreSQL use its own tools \
+             (pg_dump for a backup, amcheck for a check)"
+        );
+    }
+    Ok(())
+}
+
 fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    refuse_postgres(&args.db.db, "backup")?;
     let written = tokenward::store::SqliteStore::backup(&args.db.db, &args.out)?;
     let out = args.out.display();
     if !written.problems.is_empty() {
@@ -196,6 +225,7 @@ fn backup(args: BackupArgs) -> anyhow::Result<()> {
 }
 
 fn check(db: DbArg) -> anyhow::Result<()> {
+    refuse_postgres(&db.db, "check")?;
     let checked = tokenward::store::SqliteStore::check(&db.db)?;
     match checked.schema_version {
         Some(version) if version > checked.known_version => println!(

@@ -250,6 +250,9 @@ struct Readings {
     last_used_pending: usize,
     /// The database file and its WAL, in bytes.
     database: (u64, u64),
+    /// 1 while the verify cache is bypassed (a node that cannot hear other
+    /// nodes' writes).
+    cache_bypassed: u64,
 }
 
 fn file_size(path: &Path) -> u64 {
@@ -274,6 +277,10 @@ async fn read(state: &AppState, db: &Path) -> Readings {
         tokens,
         last_used_pending: state.usage.pending(),
         database: (file_size(db), file_size(Path::new(&wal))),
+        cache_bypassed: state
+            .verify_cache
+            .as_ref()
+            .map_or(0, |cache| u64::from(cache.is_bypassed())),
     }
 }
 
@@ -440,6 +447,11 @@ fn render(metrics: &Metrics, readings: &Readings) -> String {
             "The write-ahead log alone, in bytes.",
             readings.database.1,
         ),
+        (
+            "tokenward_verify_cache_bypassed",
+            "1 while this node cannot hear other nodes' writes and verifies from the database alone.",
+            readings.cache_bypassed,
+        ),
     ];
     for (name, help, value) in gauges {
         family(o, name, "gauge", help);
@@ -538,6 +550,7 @@ mod tests {
                 tokens: None,
                 last_used_pending: 0,
                 database: (0, 0),
+                cache_bypassed: 0,
             },
         );
         assert!(text.contains(

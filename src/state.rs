@@ -18,7 +18,9 @@ use crate::core::model::Workspace;
 use crate::core::ratelimit::SlidingWindow;
 use crate::logging::RequestLog;
 use crate::metrics::Metrics;
-use crate::store::{Store, StoredRoutes};
+use crate::store::attempts::{MemoryAttempts, PasswordAttempts};
+use crate::store::cache::GrantCache;
+use crate::store::{RulesWatch, Store, StoredRoutes};
 use crate::usage::UsageLog;
 
 /// Sign-in failures allowed per account and per address in the window.
@@ -34,7 +36,10 @@ pub struct Shared {
     pub passwords: Passwords,
     pub session_key: SessionKey,
     pub usage: UsageLog,
-    pub login_failures: Mutex<LoginFailures>,
+    /// Password attempts, for the sign-in and current-password lockouts.
+    pub attempts: Arc<dyn PasswordAttempts>,
+    /// The verify cache in front of `store`, for the metrics.
+    pub verify_cache: Option<Arc<GrantCache>>,
     pub verify_failures: VerifyFailures,
     /// Needed by the first sign-up when the server is reachable beyond
     /// loopback; taken once used.
@@ -49,17 +54,16 @@ pub struct Shared {
     pub routes: RouteTable,
 }
 
-pub struct LoginFailures {
-    pub by_email: SlidingWindow<String>,
-    pub by_ip: SlidingWindow<IpAddr>,
-}
-
 pub struct Options {
     pub verify_fail_limit: usize,
     pub password_workers: usize,
     pub setup_code: Option<String>,
     pub trust_proxy: bool,
     pub request_log: Option<RequestLog>,
+    /// Where password attempts are counted; `None`: in memory.
+    pub attempts: Option<Arc<dyn PasswordAttempts>>,
+    /// The verify cache in front of the store, for the metrics.
+    pub verify_cache: Option<Arc<GrantCache>>,
 }
 
 impl AppState {
@@ -69,9 +73,9 @@ impl AppState {
             passwords: Passwords::new(options.password_workers),
             session_key,
             usage: UsageLog::default(),
-            login_failures: Mutex::new(LoginFailures {
-                by_email: SlidingWindow::new(LOGIN_FAILURE_LIMIT, LOGIN_WINDOW),
-                by_ip: SlidingWindow::new(LOGIN_FAILURE_LIMIT, LOGIN_WINDOW),
+            verify_cache: options.verify_cache,
+            attempts: options.attempts.unwrap_or_else(|| {
+                Arc::new(MemoryAttempts::new(LOGIN_FAILURE_LIMIT, LOGIN_WINDOW))
             }),
             verify_failures: VerifyFailures::new(options.verify_fail_limit),
             setup_code: Mutex::new(options.setup_code),
@@ -172,6 +176,10 @@ impl LiveRules {
 #[derive(Default)]
 pub struct RouteTable {
     live: RwLock<HashMap<Id<Workspace>, Arc<LiveRules>, RandomKeys>>,
+    /// Per workspace, the newest version another node is known to have
+    /// written: an older document read from the database (by a read that
+    /// raced the write) is answered with but not kept. Locked after `live`.
+    floors: Mutex<HashMap<Id<Workspace>, i64, RandomKeys>>,
 }
 
 impl RouteTable {
@@ -191,11 +199,55 @@ impl RouteTable {
             .live
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let floor = lock(&self.floors).get(&workspace).copied();
+        if floor.is_some_and(|floor| rules.version < floor) {
+            return match live.get(&workspace) {
+                Some(held) if held.version > rules.version => Arc::clone(held),
+                _ => rules,
+            };
+        }
         let held = live.entry(workspace).or_insert_with(|| Arc::clone(&rules));
         if held.version < rules.version {
             *held = rules;
         }
         Arc::clone(held)
+    }
+}
+
+impl RouteTable {
+    /// Another node wrote the workspace's rules at `version`.
+    pub fn written_elsewhere(&self, workspace: Id<Workspace>, version: i64) {
+        let mut live = self
+            .live
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut floors = lock(&self.floors);
+        let floor = floors.entry(workspace).or_insert(version);
+        *floor = (*floor).max(version);
+        if live
+            .get(&workspace)
+            .is_some_and(|held| held.version < version)
+        {
+            live.remove(&workspace);
+        }
+    }
+
+    /// Forgets every workspace's rules; the next request reads them again.
+    pub fn forget_all(&self) {
+        self.live
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+    }
+}
+
+impl RulesWatch for AppState {
+    fn rules_written(&self, workspace: Id<Workspace>, version: i64) {
+        self.routes.written_elsewhere(workspace, version);
+    }
+
+    fn forget_all(&self) {
+        self.routes.forget_all();
     }
 }
 
@@ -226,5 +278,21 @@ mod tests {
         let held = table.get(workspace).unwrap();
         assert_eq!(held.rules.document().cache_seconds, 3);
         assert!(table.get(Id::new()).is_none());
+    }
+
+    #[test]
+    fn rules_written_elsewhere_replace_what_is_held_and_older_reads_are_not_kept() {
+        let table = RouteTable::default();
+        let workspace = Id::new();
+        table.offer(workspace, rules(1, 1));
+        table.written_elsewhere(workspace, 2);
+        assert!(table.get(workspace).is_none());
+        // A read that started before the write answers once, unkept.
+        assert_eq!(table.offer(workspace, rules(1, 1)).version, 1);
+        assert!(table.get(workspace).is_none());
+        assert_eq!(table.offer(workspace, rules(2, 2)).version, 2);
+        assert_eq!(table.get(workspace).unwrap().version, 2);
+        table.forget_all();
+        assert!(table.get(workspace).is_none());
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::core::time::Timestamp;
-use crate::state::{AppState, lock};
+use crate::state::AppState;
 
 /// `last_used` reaches the database at least this often.
 pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
@@ -64,10 +64,6 @@ async fn sweep(state: &AppState) {
         Err(err) => tracing::warn!(%err, "sweeper could not purge"),
     }
     let now = Instant::now();
-    {
-        let mut login = lock(&state.login_failures);
-        login.by_email.prune(now);
-        login.by_ip.prune(now);
-    }
+    state.attempts.prune(now);
     state.verify_failures.prune(now);
 }

@@ -567,7 +567,7 @@ fn the_log_has_one_line_per_request_and_no_secrets() {
         .data(200);
     // Log lines are written by a background thread: wait for the last one.
     eventually(Duration::from_secs(10), || {
-        server.log().contains("path=/api/v1/tokens ")
+        server.log().contains("method=GET path=/api/v1/tokens ")
     });
     let log = server.log();
     assert!(

@@ -363,7 +363,7 @@ fn account_administration_is_recorded_by_who_did_it() {
             "bob@example.com",
             "--db",
         ])
-        .arg(server.db_path())
+        .arg(server.db_arg())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

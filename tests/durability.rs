@@ -88,6 +88,9 @@ fn wal_state(server: &Server) -> (u64, SystemTime) {
 
 #[test]
 fn verifying_never_writes_and_last_used_is_flushed_in_batches() {
+    if common::skip_on_postgres("verifying_never_writes_and_last_used_is_flushed_in_batches") {
+        return;
+    }
     // The sweeper's first pass runs at start; the next is a minute away.
     let mut server = Server::start_with(&["--sweep-interval", "3600"]);
     let admin = sign_up(&server, "admin@example.com");
@@ -126,6 +129,9 @@ fn verifying_never_writes_and_last_used_is_flushed_in_batches() {
 
 #[test]
 fn the_database_is_in_wal_mode_in_a_folder_made_for_it() {
+    if common::skip_on_postgres("the_database_is_in_wal_mode_in_a_folder_made_for_it") {
+        return;
+    }
     let server = Server::start();
     assert!(server.db_path().parent().unwrap().is_dir());
     let db = Connection::open(server.db_path()).unwrap();
@@ -141,6 +147,9 @@ fn the_database_is_in_wal_mode_in_a_folder_made_for_it() {
 
 #[test]
 fn a_database_from_a_newer_version_is_refused() {
+    if common::skip_on_postgres("a_database_from_a_newer_version_is_refused") {
+        return;
+    }
     let mut server = Server::start();
     server.kill_hard();
     let db = Connection::open(server.db_path()).unwrap();
@@ -372,6 +381,9 @@ fn expected_codes(writes: &[Write]) -> Vec<(String, &'static [&'static str])> {
 /// runs a longer loop.
 #[test]
 fn kill_9_under_concurrent_writers_loses_no_acknowledged_write() {
+    if common::skip_on_postgres("kill_9_under_concurrent_writers_loses_no_acknowledged_write") {
+        return;
+    }
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     const WRITERS: usize = 6;

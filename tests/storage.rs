@@ -238,6 +238,9 @@ fn checkpoint(db: &Path) {
 
 #[test]
 fn a_fresh_database_and_its_folder_are_private() {
+    if common::skip_on_postgres("a_fresh_database_and_its_folder_are_private") {
+        return;
+    }
     let server = Server::start();
     // A write, so that the WAL and its index exist.
     sign_up(&server, "admin@example.com");
@@ -254,6 +257,9 @@ fn a_fresh_database_and_its_folder_are_private() {
 
 #[test]
 fn a_database_readable_by_others_is_made_private_with_a_warning() {
+    if common::skip_on_postgres("a_database_readable_by_others_is_made_private_with_a_warning") {
+        return;
+    }
     let mut server = Server::start();
     sign_up(&server, "admin@example.com");
     server.terminate();
@@ -281,6 +287,9 @@ fn a_database_readable_by_others_is_made_private_with_a_warning() {
 
 #[test]
 fn a_read_only_database_is_refused_at_start() {
+    if common::skip_on_postgres("a_read_only_database_is_refused_at_start") {
+        return;
+    }
     let dir = TempDir::new();
     let folder = dir.path().join("data");
     let db = folder.join("tokenward.db");
@@ -324,6 +333,9 @@ fn a_database_made_read_only_while_running_is_unhealthy() {
 
 #[test]
 fn a_database_deleted_or_replaced_while_running_is_unhealthy() {
+    if common::skip_on_postgres("a_database_deleted_or_replaced_while_running_is_unhealthy") {
+        return;
+    }
     let server = Server::start();
     sign_up(&server, "admin@example.com");
     let (status, body) = healthz(server.addr);
@@ -378,6 +390,9 @@ fn a_file_that_is_not_sqlite_is_refused_and_left_as_it_was() {
 
 #[test]
 fn an_empty_file_becomes_a_tokenward_database() {
+    if common::skip_on_postgres("an_empty_file_becomes_a_tokenward_database") {
+        return;
+    }
     let dir = TempDir::new();
     let db = dir.path().join("tokenward.db");
     std::fs::write(&db, b"").unwrap();
@@ -389,6 +404,10 @@ fn an_empty_file_becomes_a_tokenward_database() {
 
 #[test]
 fn a_tokenward_database_from_before_the_mark_is_accepted_and_marked() {
+    if common::skip_on_postgres("a_tokenward_database_from_before_the_mark_is_accepted_and_marked")
+    {
+        return;
+    }
     let mut server = Server::start();
     sign_up(&server, "admin@example.com");
     server.terminate();

@@ -2,7 +2,6 @@
 //! sign-out, and the signed-in account itself.
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
@@ -29,6 +28,7 @@ use crate::core::time::Timestamp;
 use crate::core::validate;
 use crate::error::ApiError;
 use crate::state::{AppState, lock};
+use crate::store::attempts::{AttemptKey, AttemptTicket};
 use crate::store::{NewAccount, SignUpRules};
 
 pub const SESSION_SECONDS: i64 = 7 * 86_400;
@@ -341,46 +341,28 @@ async fn start_session(
 }
 
 /// A password attempt, counted as a failure from the moment it starts: the
-/// decision to let it run and its count are made under one lock, so no
-/// number of concurrent attempts gets more than the limit checked (§9
-/// "Decided inside the write"). A success takes its own count back; earlier
-/// failures stay until they leave the window.
-struct Attempt {
-    email: String,
-    ip: Option<IpAddr>,
-    at: Instant,
-}
+/// decision to let it run and its count are made at once, on every node
+/// (§9 "Decided inside the write", §12; see [`crate::store::attempts`]). A
+/// success takes its own count back; earlier failures stay until they leave
+/// the window.
+struct Attempt(AttemptTicket);
 
 impl Attempt {
     /// Starts an attempt, or refuses with `429` while the email or the
     /// address is locked out.
-    fn begin(state: &AppState, email: &str, ip: Option<IpAddr>) -> Result<Attempt, ApiError> {
-        let at = Instant::now();
-        let mut failures = lock(&state.login_failures);
-        let by_email = failures.by_email.retry_after(&email.to_owned(), at);
-        let by_ip = ip.and_then(|ip| failures.by_ip.retry_after(&ip, at));
-        if let Some(wait) = by_email.max(by_ip) {
-            return Err(ApiError::RateLimited {
+    async fn begin(state: &AppState, email: &str, ip: Option<IpAddr>) -> Result<Attempt, ApiError> {
+        let mut keys = vec![AttemptKey::Email(email.to_owned())];
+        keys.extend(ip.map(AttemptKey::Ip));
+        match state.attempts.begin(keys).await? {
+            Ok(ticket) => Ok(Attempt(ticket)),
+            Err(wait) => Err(ApiError::RateLimited {
                 retry_after: retry_after_seconds(wait),
-            });
+            }),
         }
-        failures.by_email.record_failure(email.to_owned(), at);
-        if let Some(ip) = ip {
-            failures.by_ip.record_failure(ip, at);
-        }
-        Ok(Attempt {
-            email: email.to_owned(),
-            ip,
-            at,
-        })
     }
 
-    fn succeeded(self, state: &AppState) {
-        let mut failures = lock(&state.login_failures);
-        failures.by_email.withdraw(&self.email, self.at);
-        if let Some(ip) = self.ip {
-            failures.by_ip.withdraw(&ip, self.at);
-        }
+    async fn succeeded(self, state: &AppState) {
+        state.attempts.succeeded(self.0).await;
     }
 }
 
@@ -398,8 +380,9 @@ async fn handle_sign_in(
         return Err(ApiError::internal("sign-in", "fields passed without values").into());
     };
     let email = email.trim().to_lowercase();
-    let attempt =
-        Attempt::begin(&state, &email, ip).inspect_err(|_| state.metrics.sign_in_locked_out())?;
+    let attempt = Attempt::begin(&state, &email, ip)
+        .await
+        .inspect_err(|_| state.metrics.sign_in_locked_out())?;
 
     let found = state.store.credentials(email.clone()).await?;
     let (account, hash) = match found {
@@ -430,7 +413,7 @@ async fn handle_sign_in(
             return Err(ApiError::InvalidCredentials.into());
         }
     };
-    attempt.succeeded(&state);
+    attempt.succeeded(&state).await;
 
     let (token, expires_at) = start_session(&state, account.id, ip).await?;
     if !cookie {
@@ -514,7 +497,7 @@ async fn handle_change_password(
         return Err(ApiError::internal("password change", "fields passed without values").into());
     };
     let email = session.account.email.clone();
-    let attempt = Attempt::begin(&state, &email, None)?;
+    let attempt = Attempt::begin(&state, &email, None).await?;
     let stored = state
         .store
         .credentials(email.clone())
@@ -528,7 +511,7 @@ async fn handle_change_password(
     if !matches {
         return Err(ApiError::Forbidden("the current password is wrong".into()).into());
     }
-    attempt.succeeded(&state);
+    attempt.succeeded(&state).await;
     let hash = state
         .passwords
         .hash(Password::new(new))

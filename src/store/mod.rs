@@ -1,8 +1,18 @@
 //! The storage door: every operation the product performs on its data, as
-//! one trait. SQLite implements it today; a PostgreSQL deployment of several
-//! nodes would be a second implementation, not a rewrite of the callers.
+//! one trait, implemented by SQLite (one node) and PostgreSQL (several
+//! nodes), with the verify cache in front of either ([`cached`]).
 
+pub mod attempts;
+pub mod cache;
+pub mod cached;
+pub mod copy;
+pub mod postgres;
 pub mod sqlite;
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::time::Duration;
 
 use std::sync::Arc;
 
@@ -21,7 +31,93 @@ use crate::core::settings::{Problems, Settings, SettingsPatch};
 use crate::core::time::Timestamp;
 use crate::core::token_format::TokenHash;
 
-pub use sqlite::{DEFAULT_VERIFY_CACHE, SqliteStore};
+pub use cached::CachedStore;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// The database `--db` names: a SQLite file, or a PostgreSQL URL
+/// (`postgres://…`) that makes this server one node of several.
+pub enum Backend {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PostgresStore>),
+}
+
+/// How soon an account disabled from the command line, next to a running
+/// SQLite server, stops its tokens verifying from the server's cache.
+const ACCOUNT_CHANGES_EVERY: Duration = Duration::from_secs(1);
+
+impl Backend {
+    /// Opens the database, creating and migrating it as needed. Blocking:
+    /// call it off the async runtime.
+    pub fn open(db: &Path) -> anyhow::Result<Backend> {
+        match db.to_str() {
+            Some(url) if postgres::is_url(url) => {
+                Ok(Backend::Postgres(Arc::new(PostgresStore::open(url)?)))
+            }
+            _ => Ok(Backend::Sqlite(Arc::new(SqliteStore::open(db)?))),
+        }
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Backend::Sqlite(store) => Arc::clone(store) as Arc<dyn Store>,
+            Backend::Postgres(store) => Arc::clone(store) as Arc<dyn Store>,
+        }
+    }
+
+    /// Where password attempts are counted: in memory for SQLite, in the
+    /// database for PostgreSQL, where every node must count them.
+    pub fn attempts(&self, limit: usize, window: Duration) -> Arc<dyn attempts::PasswordAttempts> {
+        match self {
+            Backend::Sqlite(_) => Arc::new(attempts::MemoryAttempts::new(limit, window)),
+            Backend::Postgres(store) => Arc::new(postgres::attempts::SharedAttempts::new(
+                Arc::clone(store),
+                limit,
+                window,
+            )),
+        }
+    }
+
+    /// Empties `grants` when a write made elsewhere (the command line, or
+    /// another node) may change a verification answer, and tells `rules`
+    /// of other nodes' rules writes. Runs until dropped.
+    pub fn follow_writes_elsewhere(
+        &self,
+        grants: Arc<cache::GrantCache>,
+        rules: Arc<dyn RulesWatch>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        match self {
+            // One node: only the command line writes beside it, and it
+            // never writes rules.
+            Backend::Sqlite(store) => {
+                Box::pin(store.follow_account_changes(ACCOUNT_CHANGES_EVERY, grants))
+            }
+            Backend::Postgres(store) => Box::pin(store.follow_grants(grants, rules)),
+        }
+    }
+}
+
+/// Where a node keeps forward-auth rules compiled, told of rules written
+/// by other nodes.
+pub trait RulesWatch: Send + Sync + 'static {
+    /// The workspace's rules were written, up to `version`: older ones
+    /// held or read since are stale.
+    fn rules_written(&self, workspace: Id<Workspace>, version: i64);
+    /// Writes may have gone unheard: forget every workspace's rules.
+    fn forget_all(&self);
+}
+
+/// `--db` as logs and messages show it: a PostgreSQL URL without its
+/// password.
+pub fn shown_db(db: &Path) -> String {
+    match db.to_str() {
+        Some(url) if postgres::is_url(url) => postgres::shown_url(url),
+        _ => db.display().to_string(),
+    }
+}
+
+/// Verified tokens kept in memory by default (about 1 KiB each).
+pub const DEFAULT_VERIFY_CACHE: usize = 50_000;
 
 /// What can go wrong at the door. Product rules that need the data to decide
 /// (the last admin, the last domain token) are enforced inside the write's

@@ -1,6 +1,11 @@
 //! Shared by the black-box tests: start the real `tokenward` binary on an
 //! ephemeral loopback port with a fresh database in a temporary folder, and
 //! talk HTTP/1.1 to it over a plain socket.
+//!
+//! With `TOKENWARD_TEST_POSTGRES` set to a PostgreSQL URL (a database the
+//! user may `CREATE DATABASE` from), every server gets a fresh PostgreSQL
+//! database of its own instead, so the same suites run against PostgreSQL;
+//! tests of the SQLite file itself skip themselves there.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -47,6 +52,122 @@ impl Drop for TempDir {
     }
 }
 
+/// The variable naming the PostgreSQL server to run the suites on.
+pub const POSTGRES_VAR: &str = "TOKENWARD_TEST_POSTGRES";
+
+/// The PostgreSQL URL the suites run on, if they run on PostgreSQL.
+pub fn postgres_url() -> Option<String> {
+    std::env::var(POSTGRES_VAR)
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+pub fn on_postgres() -> bool {
+    postgres_url().is_some()
+}
+
+/// For a test of the SQLite file itself (its permissions, its header,
+/// backups, WAL recovery, locking it): says why and returns `true` on
+/// PostgreSQL, where the test has nothing to test.
+pub fn skip_on_postgres(test: &str) -> bool {
+    if on_postgres() {
+        eprintln!("{test}: skipped: it tests the SQLite file, and {POSTGRES_VAR} is set");
+        return true;
+    }
+    false
+}
+
+/// A fresh PostgreSQL database, dropped (with whatever is still
+/// connected) when the last server on it is dropped.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub fn create(admin_url: &str) -> PgDatabase {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!(
+            "tokenward_test_{}_{}_{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        off_runtime(|| {
+            let mut admin = postgres::Client::connect(admin_url, postgres::NoTls)
+                .unwrap_or_else(|err| panic!("cannot connect to {POSTGRES_VAR}: {err}"));
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .unwrap();
+        });
+        PgDatabase {
+            admin_url: admin_url.to_owned(),
+            url: with_database(admin_url, &name),
+            name,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Drops the database now, from under whatever is connected to it.
+    pub fn drop_now(&self) {
+        off_runtime(|| {
+            let mut admin = postgres::Client::connect(&self.admin_url, postgres::NoTls).unwrap();
+            admin
+                .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+                .unwrap();
+        });
+    }
+
+    /// Runs `f` with a connection to the database, on a thread of its
+    /// own: the sync client may not run (or be dropped) inside the async
+    /// runtime of a browser test.
+    pub fn with_client<T: Send>(&self, f: impl FnOnce(&mut postgres::Client) -> T + Send) -> T {
+        off_runtime(|| f(&mut postgres::Client::connect(&self.url, postgres::NoTls).unwrap()))
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        off_runtime(|| {
+            if let Ok(mut admin) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
+                let _ = admin.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ));
+            }
+        });
+    }
+}
+
+/// Runs `f` on a plain thread and waits for it.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| match scope.spawn(f).join() {
+        Ok(out) => out,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let authority = url.find("://").map_or(0, |at| at + 3);
+    let (base, query) = match url.find('?') {
+        Some(at) => (&url[..at], &url[at..]),
+        None => (url, ""),
+    };
+    let base = match base[authority..].find('/') {
+        Some(at) => &base[..authority + at],
+        None => base,
+    };
+    format!("{base}/{name}{query}")
+}
+
 /// A running server. Dropping it kills the process.
 pub struct Server {
     child: Option<Child>,
@@ -55,6 +176,10 @@ pub struct Server {
     args: Vec<String>,
     /// Seconds the server's clock runs ahead (`--clock-offset`).
     clock_offset: i64,
+    /// What `--db` says: the SQLite file, or the PostgreSQL URL.
+    db: String,
+    /// The PostgreSQL database, shared by every node started on it.
+    pub pg: Option<std::sync::Arc<PgDatabase>>,
 }
 
 impl Server {
@@ -70,15 +195,62 @@ impl Server {
     /// Starts on `addr` (for instance 0.0.0.0:0) instead of loopback.
     pub fn start_on(addr: &str, args: &[&str]) -> Server {
         let dir = TempDir::new();
+        let pg = postgres_url().map(|url| std::sync::Arc::new(PgDatabase::create(&url)));
+        let db = match &pg {
+            Some(pg) => pg.url.clone(),
+            None => sqlite_path(dir.path()).display().to_string(),
+        };
+        Server::launch(dir, db, pg, addr, args)
+    }
+
+    /// A server on a SQLite file whatever the environment says.
+    pub fn start_sqlite(args: &[&str]) -> Server {
+        let dir = TempDir::new();
+        let db = sqlite_path(dir.path()).display().to_string();
+        Server::launch(dir, db, None, "127.0.0.1:0", args)
+    }
+
+    /// A server on the PostgreSQL database `pg`.
+    pub fn start_postgres(pg: std::sync::Arc<PgDatabase>, args: &[&str]) -> Server {
+        let db = pg.url.clone();
+        Server::launch(TempDir::new(), db, Some(pg), "127.0.0.1:0", args)
+    }
+
+    /// Another node on this server's PostgreSQL database (PostgreSQL only).
+    pub fn another_node(&self, args: &[&str]) -> Server {
+        let pg = self.pg.clone().expect("several nodes need PostgreSQL");
+        Server::launch(
+            TempDir::new(),
+            self.db.clone(),
+            Some(pg),
+            "127.0.0.1:0",
+            args,
+        )
+    }
+
+    fn launch(
+        dir: TempDir,
+        db: String,
+        pg: Option<std::sync::Arc<PgDatabase>>,
+        addr: &str,
+        args: &[&str],
+    ) -> Server {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let (child, addr) = spawn(dir.path(), &args, addr);
+        let (child, addr) = spawn(dir.path(), &db, &args, addr);
         Server {
             child: Some(child),
             addr,
             dir,
             args,
             clock_offset: 0,
+            db,
+            pg,
         }
+    }
+
+    /// What the server's `--db` says, for the command line next to it.
+    pub fn db_arg(&self) -> &str {
+        &self.db
     }
 
     /// The server's process id, while it runs.
@@ -86,8 +258,12 @@ impl Server {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The SQLite file (SQLite only: a test that needs it skips itself on
+    /// PostgreSQL).
     pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("data").join("tokenward.db")
+        assert!(self.pg.is_none(), "db_path on PostgreSQL");
+        assert!(!self.db.starts_with("postgres"), "db_path on PostgreSQL");
+        sqlite_path(self.dir.path())
     }
 
     pub fn log(&self) -> String {
@@ -138,7 +314,7 @@ impl Server {
         if self.clock_offset != 0 {
             args.extend(["--clock-offset".to_owned(), self.clock_offset.to_string()]);
         }
-        let (child, addr) = spawn(self.dir.path(), &args, "127.0.0.1:0");
+        let (child, addr) = spawn(self.dir.path(), &self.db, &args, "127.0.0.1:0");
         self.child = Some(child);
         self.addr = addr;
     }
@@ -195,7 +371,11 @@ impl Drop for Server {
     }
 }
 
-fn spawn(dir: &Path, args: &[String], addr: &str) -> (Child, SocketAddr) {
+fn sqlite_path(dir: &Path) -> PathBuf {
+    dir.join("data").join("tokenward.db")
+}
+
+fn spawn(dir: &Path, db: &str, args: &[String], addr: &str) -> (Child, SocketAddr) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -204,8 +384,7 @@ fn spawn(dir: &Path, args: &[String], addr: &str) -> (Child, SocketAddr) {
     let mut child = Command::new(BIN)
         .arg("serve")
         .args(["--addr", addr])
-        .arg("--db")
-        .arg(dir.join("data").join("tokenward.db"))
+        .args(["--db", db])
         .args(args)
         .env("TOKENWARD_LOG", "info")
         .stdin(Stdio::null())
@@ -492,6 +671,19 @@ pub const NOBODY_S_WORKSPACE: &str = "00000000-0000-4000-8000-000000000000";
 /// (as the service that verifies it would know it), if it is a token there.
 pub fn workspace_of(server: &Server, token: &str) -> Option<String> {
     use sha2::Digest;
+    if let Some(pg) = &server.pg {
+        let hash = sha2::Sha256::digest(token.as_bytes());
+        return pg.with_client(|client| {
+            client
+                .query_opt(
+                    "SELECT workspace_id FROM tokens WHERE secret_hash = $1",
+                    &[&hash.as_slice()],
+                )
+                .ok()
+                .flatten()
+                .map(|row| row.get(0))
+        });
+    }
     let db = rusqlite::Connection::open(server.db_path()).ok()?;
     db.busy_timeout(Duration::from_secs(5)).ok()?;
     let hash = sha2::Sha256::digest(token.as_bytes());

@@ -13,6 +13,7 @@ use crate::core::audit::{Actor, Change, Target};
 use crate::core::ids::Id;
 use crate::core::model::{Account, Workspace};
 use crate::core::time::Timestamp;
+use crate::store::cache::GrantCache;
 use crate::store::{AccountQuery, AccountSummary, Page, Result, StoreError, TokenCounts};
 
 /// The `meta` key changed by every write to an account's state, so that a
@@ -254,9 +255,9 @@ impl SqliteStore {
     pub fn follow_account_changes(
         &self,
         every: Duration,
+        grants: Arc<GrantCache>,
     ) -> impl Future<Output = ()> + Send + use<> {
         let pool = self.pool.clone();
-        let grants = Arc::clone(&self.grants);
         async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -5,7 +5,6 @@ mod accounts;
 mod admin;
 mod audit;
 pub mod backup;
-mod cache;
 mod domains;
 mod file;
 pub mod migrations;
@@ -40,7 +39,6 @@ use crate::core::scopes::Scope;
 use crate::core::settings::{Settings, SettingsPatch};
 use crate::core::time::Timestamp;
 use crate::core::token_format::TokenHash;
-use cache::GrantCache;
 pub use file::FileError;
 use file::{Found, Opened};
 pub use migrations::MigrationError;
@@ -49,14 +47,11 @@ pub use migrations::MigrationError;
 const BUSY_TIMEOUT_MS: u32 = 5000;
 /// Tokens deleted per purge transaction.
 const PURGE_BATCH: u32 = 1000;
-/// Verified tokens kept in memory by default (about 1 KiB each).
-pub const DEFAULT_VERIFY_CACHE: usize = 50_000;
 
 type Pool = r2d2::Pool<SqliteConnectionManager>;
 
 pub struct SqliteStore {
     pool: Pool,
-    grants: Arc<GrantCache>,
     /// The file opened, for the health check.
     opened: Opened,
 }
@@ -160,18 +155,7 @@ impl SqliteStore {
                 path: shown.clone(),
                 source,
             })?;
-        Ok(SqliteStore {
-            pool,
-            grants: Arc::new(GrantCache::new(DEFAULT_VERIFY_CACHE)),
-            opened,
-        })
-    }
-
-    /// Keeps at most `capacity` verified tokens in memory; 0 makes every
-    /// verification read the database.
-    pub fn with_verify_cache(mut self, capacity: usize) -> Self {
-        self.grants = Arc::new(GrantCache::new(capacity));
-        self
+        Ok(SqliteStore { pool, opened })
     }
 
     /// Runs `f` on a pooled connection on the blocking thread pool.
@@ -194,35 +178,12 @@ impl SqliteStore {
     /// Runs `f` in a write transaction and commits it before returning, so
     /// an acknowledged write is durable. `BEGIN IMMEDIATE` takes the write
     /// lock up front: a deferred transaction that later upgrades can fail
-    /// with `SQLITE_BUSY` no matter the busy timeout.
+    /// with `SQLITE_BUSY` no matter the busy timeout. The write runs to its
+    /// end on the blocking pool even when the awaiting future is dropped.
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
-    {
-        self.write_then(f, |_| {}).await
-    }
-
-    /// A write after which cached verification answers may be wrong: the
-    /// cache is emptied on the blocking thread right after the commit, so
-    /// it happens even when the request that asked for the write is
-    /// dropped (its client went away) while the write waits for the lock.
-    async fn write_grants<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
-    {
-        let grants = Arc::clone(&self.grants);
-        self.write_then(f, move |_| grants.invalidate()).await
-    }
-
-    /// A write whose in-memory consequence `after_commit` runs with the
-    /// commit, on the same blocking thread, never on the awaiting future.
-    async fn write_then<T, F, A>(&self, f: F, after_commit: A) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
-        A: FnOnce(&T) + Send + 'static,
     {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
@@ -232,7 +193,6 @@ impl SqliteStore {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let out = f(&tx)?;
             tx.commit()?;
-            after_commit(&out);
             Ok(out)
         })
         .await
@@ -435,10 +395,8 @@ impl Store for SqliteStore {
         now: Timestamp,
         by: Actor,
     ) -> Result<Member> {
-        self.write_grants(move |tx| {
-            workspaces::add_member(tx, workspace, &email, &membership, now, &by)
-        })
-        .await
+        self.write(move |tx| workspaces::add_member(tx, workspace, &email, &membership, now, &by))
+            .await
     }
 
     async fn update_member(
@@ -449,10 +407,8 @@ impl Store for SqliteStore {
         scopes: Option<Vec<Scope>>,
         by: Actor,
     ) -> Result<Member> {
-        self.write_grants(move |tx| {
-            workspaces::update_member(tx, workspace, account, role, scopes, &by)
-        })
-        .await
+        self.write(move |tx| workspaces::update_member(tx, workspace, account, role, scopes, &by))
+            .await
     }
 
     async fn remove_member(
@@ -461,7 +417,7 @@ impl Store for SqliteStore {
         account: Id<Account>,
         by: Actor,
     ) -> Result<()> {
-        self.write_grants(move |tx| workspaces::remove_member(tx, workspace, account, &by))
+        self.write(move |tx| workspaces::remove_member(tx, workspace, account, &by))
             .await
     }
 
@@ -487,10 +443,8 @@ impl Store for SqliteStore {
         now: Timestamp,
         by: Actor,
     ) -> Result<()> {
-        self.write_grants(move |tx| {
-            workspaces::delete_catalog_entry(tx, workspace, &name, now, &by)
-        })
-        .await
+        self.write(move |tx| workspaces::delete_catalog_entry(tx, workspace, &name, now, &by))
+            .await
     }
 
     async fn settings(&self) -> Result<Settings> {
@@ -525,7 +479,7 @@ impl Store for SqliteStore {
         acting: ActingOn,
         by: Actor,
     ) -> Result<Token> {
-        self.write_grants(move |tx| tokens::update(tx, workspace, id, edit, now, &acting, &by))
+        self.write(move |tx| tokens::update(tx, workspace, id, edit, now, &acting, &by))
             .await
     }
 
@@ -536,7 +490,7 @@ impl Store for SqliteStore {
         now: Timestamp,
         by: Actor,
     ) -> Result<()> {
-        self.write_grants(move |tx| tokens::revoke(tx, workspace, id, now, &by))
+        self.write(move |tx| tokens::revoke(tx, workspace, id, now, &by))
             .await
     }
 
@@ -548,47 +502,28 @@ impl Store for SqliteStore {
         acting: ActingOn,
         by: Actor,
     ) -> Result<Token> {
-        self.write_grants(move |tx| tokens::rotate(tx, old, new, old_expires_at, &acting, &by))
+        self.write(move |tx| tokens::rotate(tx, old, new, old_expires_at, &acting, &by))
             .await
     }
 
     async fn token_grant(&self, hash: TokenHash) -> Result<Option<Arc<TokenGrant>>> {
-        if let Some(hit) = self.grants.get(&hash) {
-            return Ok(Some(hit));
-        }
-        let generation = self.grants.generation();
         let found = self
             .read(move |conn| tokens::grant_by_hash(conn, &hash))
             .await?;
-        let found = found.map(Arc::new);
-        if let Some(grant) = &found {
-            self.grants.insert(generation, hash, Arc::clone(grant));
-        }
-        Ok(found)
+        Ok(found.map(Arc::new))
     }
 
     async fn record_token_uses(&self, uses: Vec<TokenUse>) -> Result<()> {
         // One transaction, holding the write lock while it runs: the usage
         // log sends a bounded batch at a time (`usage::FLUSH_BATCH`).
-        // Cached grants hold the last use as it was when they were read;
-        // once a batch is stored, only the rows know it.
-        self.write_grants(move |tx| tokens::record_uses(tx, &uses))
-            .await
+        self.write(move |tx| tokens::record_uses(tx, &uses)).await
     }
 
     async fn purge(&self, now: Timestamp) -> Result<PurgeReport> {
         let mut report = PurgeReport::default();
         loop {
-            let grants = Arc::clone(&self.grants);
             let deleted = self
-                .write_then(
-                    move |tx| tokens::purge_tokens(tx, now, PURGE_BATCH),
-                    move |&deleted| {
-                        if deleted > 0 {
-                            grants.invalidate();
-                        }
-                    },
-                )
+                .write(move |tx| tokens::purge_tokens(tx, now, PURGE_BATCH))
                 .await?;
             report.tokens += deleted;
             if deleted < u64::from(PURGE_BATCH) {
@@ -656,7 +591,7 @@ impl Store for SqliteStore {
         now: Timestamp,
         by: Actor,
     ) -> Result<()> {
-        self.write_grants(move |tx| domains::delete(tx, workspace, id, now, &by))
+        self.write(move |tx| domains::delete(tx, workspace, id, now, &by))
             .await
     }
 
@@ -680,13 +615,12 @@ impl Store for SqliteStore {
         now: Timestamp,
         by: Actor,
     ) -> Result<AccountSummary> {
-        self.write_grants(move |tx| admin::set_disabled(tx, id, disabled, now, &by))
+        self.write(move |tx| admin::set_disabled(tx, id, disabled, now, &by))
             .await
     }
 
     async fn delete_account(&self, id: Id<Account>, by: Actor) -> Result<()> {
-        self.write_grants(move |tx| admin::delete(tx, id, &by))
-            .await
+        self.write(move |tx| admin::delete(tx, id, &by)).await
     }
 
     async fn reset_password(

@@ -1,0 +1,107 @@
+//! Forward-auth rules: one JSON document per workspace, read whole and
+//! replaced whole.
+
+use postgres::GenericClient;
+
+use super::audit;
+use super::workspaces::ensure_known;
+use crate::core::audit::{Actor, Change, Target};
+use crate::core::forward_auth::RuleDocument;
+use crate::core::ids::Id;
+use crate::core::model::Workspace;
+use crate::core::settings::Problems;
+use crate::core::time::Timestamp;
+use crate::store::{IfMatch, Result, StoreError, StoredRoutes};
+
+pub fn get(db: &mut impl GenericClient, workspace: Id<Workspace>) -> Result<Option<StoredRoutes>> {
+    let Some(row) = db.query_opt(
+        "SELECT r.version, r.document
+         FROM workspaces w LEFT JOIN route_documents r ON r.workspace_id = w.id
+         WHERE w.id = $1",
+        &[&workspace],
+    )?
+    else {
+        return Ok(None);
+    };
+    let version: Option<i64> = row.try_get(0)?;
+    let text: Option<&str> = row.try_get(1)?;
+    match (version, text) {
+        (Some(version), Some(text)) => Ok(Some(StoredRoutes {
+            document: parse(text)?,
+            version,
+        })),
+        _ => Ok(Some(StoredRoutes {
+            document: RuleDocument::default(),
+            version: 0,
+        })),
+    }
+}
+
+/// A stored document is one this server validated; one that no longer
+/// reads is a fault, not something to guess at.
+fn parse(text: &str) -> Result<RuleDocument> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|err| StoreError::Internal(format!("stored rules are not JSON: {err}")))?;
+    RuleDocument::from_json(&value)
+        .map_err(|problems| StoreError::Internal(format!("stored rules are invalid: {problems:?}")))
+}
+
+pub fn put(
+    tx: &mut impl GenericClient,
+    workspace: Id<Workspace>,
+    document: &RuleDocument,
+    expected: Option<&IfMatch>,
+    now: Timestamp,
+    by: &Actor,
+) -> Result<StoredRoutes> {
+    let current = get(tx, workspace)?.ok_or(StoreError::NotFound)?;
+    if expected.is_some_and(|expected| !expected.allows(current.version)) {
+        return Err(StoreError::PreconditionFailed);
+    }
+    let mut problems = Problems::new();
+    for (index, rule) in document.rules.iter().enumerate() {
+        if let crate::core::forward_auth::Access::Scopes(scopes) = &rule.access {
+            match ensure_known(tx, workspace, scopes) {
+                Ok(()) => {}
+                Err(StoreError::UnknownScope(scope)) => {
+                    problems.insert(
+                        format!("rules[{index}].scopes"),
+                        format!(
+                            "{scope} is not a scope of this workspace: add it to the scope catalog, or add the domain, first"
+                        ),
+                    );
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(StoreError::InvalidRoutes(problems));
+    }
+    let version = current.version + 1;
+    tx.execute(
+        "INSERT INTO route_documents (workspace_id, version, document, updated_at)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (workspace_id) DO UPDATE
+         SET version = excluded.version, document = excluded.document,
+             updated_at = excluded.updated_at",
+        &[&workspace, &version, &document.to_json().to_string(), &now],
+    )?;
+    // Every node drops the rules it compiled once this commits.
+    tx.execute(
+        "SELECT pg_notify($1, $2)",
+        &[&super::ROUTES_CHANNEL, &format!("{workspace} {version}")],
+    )?;
+    let change = Change::new(
+        "routes.update",
+        Some(workspace),
+        Target::new("routes", workspace, "forward-auth rules"),
+    )
+    .with("version", version)
+    .with("rules", document.rules.len());
+    audit::record(tx, by, &change)?;
+    Ok(StoredRoutes {
+        document: document.clone(),
+        version,
+    })
+}
