@@ -10,6 +10,11 @@
 //! `TOKENWARD_BENCH_QUICK=1` runs a short version (one round, 100 000
 //! tokens at most) to check the harness itself.
 //!
+//! With `TOKENWARD_BENCH_POSTGRES` set to a PostgreSQL URL whose user may
+//! create databases, a step copies a seeded instance of 1 000 tokens into a
+//! fresh database (`migrate-to-postgres`) and measures verify on it, with
+//! the cache and without; `TOKENWARD_BENCH_STEP=postgres` runs it alone.
+//!
 //! The forward-auth step asks `auth-request` directly and through nginx
 //! with the documented recipe (nginx → auth-request → upstream), each
 //! against the same set-up with the bare warp server as a zero-work auth
@@ -107,6 +112,12 @@ fn run() -> Result<(), String> {
     let scripts = Scripts::write(scratch.path())?;
 
     let mut baseline = Process::start(&baseline_bin, &["127.0.0.1:0"], "baseline listening on ")?;
+    if std::env::var("TOKENWARD_BENCH_STEP").as_deref() == Ok("postgres") {
+        let postgres = measure_postgres(&plan, &scripts, &baseline)?;
+        baseline.stop();
+        print!("{}", postgres_report(&plan, postgres.as_ref()));
+        return Ok(());
+    }
     if std::env::var("TOKENWARD_BENCH_STEP").as_deref() == Ok("proxy") {
         let forward = measure_forward_auth(&plan, &baseline)?;
         baseline.stop();
@@ -126,10 +137,12 @@ fn run() -> Result<(), String> {
         results.push(measure(size, &plan, &scripts, &baseline)?);
     }
     let forward = measure_forward_auth(&plan, &baseline)?;
+    let postgres = measure_postgres(&plan, &scripts, &baseline)?;
     baseline.stop();
     let flush = measure_flush(plan.rounds)?;
     print_report(&plan, &results);
     print!("{}", forward_auth_report(&plan, &forward));
+    print!("{}", postgres_report(&plan, postgres.as_ref()));
     print!("{}", flush_report(&flush));
     Ok(())
 }
@@ -495,7 +508,8 @@ fn measure(
     baseline: &Process,
 ) -> Result<SizeResult, String> {
     eprintln!("== {size} tokens: seeding");
-    let mut server = Server::start_with(&["--trust-proxy"]);
+    // SQLite whatever TOKENWARD_TEST_POSTGRES says: the seed writes the file.
+    let mut server = Server::start_sqlite(&["--trust-proxy"]);
     let admin = sign_up(&server, "bench@example.com");
     server.terminate();
     let started = Instant::now();
@@ -753,6 +767,147 @@ fn seed(
 
 /// Token creations measured in one round while the sweeper stored
 /// `FLUSH_PENDING` pending last-used times.
+/// Verify on PostgreSQL, beside the baseline of the same run.
+struct Postgres {
+    baseline: Sample,
+    verify: Sample,
+    uncached: Sample,
+}
+
+/// The variable naming the PostgreSQL server of the PostgreSQL step.
+const BENCH_POSTGRES: &str = "TOKENWARD_BENCH_POSTGRES";
+/// Tokens in the PostgreSQL step's database.
+const POSTGRES_TOKENS: usize = 1_000;
+
+fn measure_postgres(
+    plan: &Plan,
+    scripts: &Scripts,
+    baseline: &Process,
+) -> Result<Option<Postgres>, String> {
+    let Some(admin_url) = std::env::var(BENCH_POSTGRES).ok().filter(|u| !u.is_empty()) else {
+        eprintln!("== PostgreSQL: skipped ({BENCH_POSTGRES} is not set)");
+        return Ok(None);
+    };
+    eprintln!("== PostgreSQL: seeding {POSTGRES_TOKENS} tokens and copying them over");
+    let mut seeded = Server::start_sqlite(&[]);
+    let admin = sign_up(&seeded, "bench@example.com");
+    seeded.terminate();
+    let hot = seed(
+        &seeded.db_path(),
+        &admin.workspace,
+        &admin.id,
+        POSTGRES_TOKENS,
+        HOT_SET.min(POSTGRES_TOKENS),
+    )?;
+    let database = std::sync::Arc::new(common::PgDatabase::create(&admin_url));
+    let copied = Command::new(common::BIN)
+        .arg("migrate-to-postgres")
+        .arg("--from")
+        .arg(seeded.db_path())
+        .args(["--to", &database.url])
+        .output()
+        .map_err(|e| format!("cannot run migrate-to-postgres: {e}"))?;
+    if !copied.status.success() {
+        return Err(format!(
+            "migrate-to-postgres failed: {}",
+            String::from_utf8_lossy(&copied.stderr)
+        ));
+    }
+    let tokens_file = scripts.dir.join("tokens-postgres.txt");
+    std::fs::write(&tokens_file, hot.join("\n") + "\n").map_err(|e| e.to_string())?;
+    let tokens_file = tokens_file.to_string_lossy().into_owned();
+
+    let mut node = Server::start_postgres(std::sync::Arc::clone(&database), &[]);
+    let verifier = common::create_token(
+        &node,
+        &admin.session,
+        json!({"name": "bench verifier", "scopes": ["verify:read"], "expires_in": 2_592_000}),
+    )["token"]
+        .as_str()
+        .ok_or("no verifier secret")?
+        .to_owned();
+    let verify_script = scripts.path("verify.lua");
+    let env = [
+        ("TOKENS_FILE", tokens_file.as_str()),
+        ("VERIFIER", verifier.as_str()),
+    ];
+    let base_pid = baseline.child.id();
+    let measure_node = |node: &Server| -> Result<(Sample, Sample), String> {
+        let pid = node.pid().ok_or("the node is not running")?;
+        let url = format!("http://{}", node.addr);
+        wrk(&url, &verify_script, CONNECTIONS, 2, &env, pid)?;
+        let (mut base, mut verify) = (Vec::new(), Vec::new());
+        for _ in 0..plan.rounds {
+            base.push(wrk(
+                &baseline.url,
+                &verify_script,
+                CONNECTIONS,
+                plan.seconds,
+                &env,
+                base_pid,
+            )?);
+            verify.push(wrk(
+                &url,
+                &verify_script,
+                CONNECTIONS,
+                plan.seconds,
+                &env,
+                pid,
+            )?);
+        }
+        Ok((median_sample(&base), median_sample(&verify)))
+    };
+    eprintln!("== PostgreSQL: verify with the cache");
+    let (baseline_sample, verify) = measure_node(&node)?;
+    eprintln!("== PostgreSQL: verify without the cache");
+    node.restart_with(&["--verify-cache", "0"]);
+    let (_, uncached) = measure_node(&node)?;
+    node.terminate();
+    Ok(Some(Postgres {
+        baseline: baseline_sample,
+        verify,
+        uncached,
+    }))
+}
+
+fn postgres_report(plan: &Plan, result: Option<&Postgres>) -> String {
+    let mut out = String::new();
+    let Some(p) = result else {
+        let _ = writeln!(
+            out,
+            "\n### PostgreSQL\n\nNot measured: set {BENCH_POSTGRES} to a PostgreSQL URL whose user may create databases."
+        );
+        return out;
+    };
+    let _ = writeln!(
+        out,
+        "\n### Verify on PostgreSQL ({POSTGRES_TOKENS} tokens, one node; wrk, closed loop, {CONNECTIONS} connections; medians of {} rounds)\n",
+        plan.rounds
+    );
+    let _ = writeln!(
+        out,
+        "| endpoint | req/s | p50 ms | p99 ms | vs baseline | server CPU µs/req | non-2xx |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    for (name, s) in [
+        ("baseline (bare warp)", &p.baseline),
+        ("POST /tokens/verify", &p.verify),
+        ("POST /tokens/verify, no cache (a query each)", &p.uncached),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {name} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {} |",
+            s.rps,
+            s.p50_ms,
+            s.p99_ms,
+            s.rps / p.baseline.rps,
+            s.cpu_us_per_request,
+            s.non2xx
+        );
+    }
+    out
+}
+
 /// Forward-auth figures, each beside its zero-work counterpart of the same
 /// run.
 struct ForwardAuth {
@@ -771,7 +926,7 @@ const FORWARD_AUTH_TOKENS: usize = 100;
 fn measure_forward_auth(plan: &Plan, baseline: &Process) -> Result<ForwardAuth, String> {
     let nginx = proxy::find("nginx").ok_or("nginx is needed: apt-get install nginx")?;
     eprintln!("== forward-auth: direct and through nginx");
-    let server = Server::start_with(&[]);
+    let server = Server::start_sqlite(&[]);
     let admin = sign_up(&server, "admin@example.com");
     add_catalog_scope(&server, &admin, &admin.workspace, "contacts");
     server
