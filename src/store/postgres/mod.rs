@@ -164,6 +164,25 @@ fn shown(config: &Config) -> String {
     format!("{host}:{port}/{db}")
 }
 
+/// The pool's connections: no statement, and no transaction left idle, may
+/// hold a connection (and the blocking thread waiting on it) for long,
+/// whatever a client does. A URL that sets `options` itself keeps them.
+fn pooled(config: &Config) -> Config {
+    let mut pooled = config.clone();
+    if pooled.get_options().is_none() {
+        pooled.options(&format!(
+            "-c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+            STATEMENT_TIMEOUT.as_millis(),
+            IDLE_IN_TRANSACTION_TIMEOUT.as_millis()
+        ));
+    }
+    pooled
+}
+
+/// Longer than any query of a request or a batch of the sweeper takes.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl PostgresStore {
     /// Connects, checks the server's version, applies pending migrations
     /// (one node at a time) and opens the pool. Blocking: call it off the
@@ -206,7 +225,7 @@ impl PostgresStore {
         }
         drop(client);
 
-        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
+        let manager = PostgresConnectionManager::new(pooled(&config), NoTls);
         // A broken connection is noticed by the query that uses it (one
         // answer of 503) and not returned to the pool; testing every
         // check-out would cost a round trip per request.
@@ -1051,4 +1070,26 @@ fn purge_locked(conn: &mut Client, now: Timestamp) -> Result<PurgeReport> {
         })?;
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooled_connections_bound_statements_and_idle_transactions() {
+        let config = Config::from_str("postgres://tokenward@127.0.0.1/tokenward").unwrap();
+        let options = pooled(&config).get_options().unwrap().to_owned();
+        assert!(options.contains("statement_timeout=30000"), "{options}");
+        assert!(
+            options.contains("idle_in_transaction_session_timeout=60000"),
+            "{options}"
+        );
+        // An operator's own options are kept as they are.
+        let own = Config::from_str(
+            "postgres://tokenward@127.0.0.1/tokenward?options=-c%20work_mem%3D8MB",
+        )
+        .unwrap();
+        assert_eq!(pooled(&own).get_options(), own.get_options());
+    }
 }
