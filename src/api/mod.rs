@@ -59,11 +59,10 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     openapi::prepare();
     let counted = state.clone();
     let v1 = || warp::path("api").and(warp::path("v1"));
-    // Verification is tried first and on its own, unboxed: it is the hot
-    // path, and every layer of routing it skips is time it does not spend.
+    // The usual verify and forward-auth requests never get here: `hot`
+    // answers them. Their other shapes (a trailing slash, say) are tried
+    // first, as they were before there was a `hot`.
     let verify = v1().and(tokens::verify(state.clone()));
-    // Forward-auth answers are as hot: every request behind the proxy
-    // asks one.
     let forward_auth = v1().and(authz::answers(state.clone()));
     let api = v1().and(
         tokens::routes(state.clone())
