@@ -1140,15 +1140,7 @@ fn verify_answers_alike_whichever_way_it_is_routed() {
         };
         let (direct, routed) = (ask("/api/v1/tokens/verify"), ask("/api/v1/tokens/verify/"));
         assert_eq!(direct.status, routed.status, "{body}");
-        for name in [
-            "www-authenticate",
-            "cache-control",
-            "content-type",
-            "content-security-policy",
-            "x-content-type-options",
-            "x-frame-options",
-            "referrer-policy",
-        ] {
+        for name in ANSWER_HEADERS {
             assert_eq!(direct.header(name), routed.header(name), "{name}: {body}");
         }
         assert_eq!(direct.json(), routed.json(), "{body}");

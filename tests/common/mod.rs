@@ -664,6 +664,18 @@ pub fn plain_token(server: &Server, credential: &str) -> Value {
     )
 }
 
+/// Headers an answer carries whichever way its request was routed: the
+/// tests that send one request both ways (`src/api/hot.rs`) compare them.
+pub const ANSWER_HEADERS: [&str; 7] = [
+    "www-authenticate",
+    "cache-control",
+    "content-type",
+    "content-security-policy",
+    "x-content-type-options",
+    "x-frame-options",
+    "referrer-policy",
+];
+
 /// A workspace id that no workspace has.
 pub const NOBODY_S_WORKSPACE: &str = "00000000-0000-4000-8000-000000000000";
 
