@@ -1,6 +1,7 @@
 //! API tokens: create, list, edit, revoke, rotate, the verify read, the
 //! batched last-used flush and the purge.
 
+use postgres::types::Type;
 use postgres::{GenericClient, Row};
 
 use super::audit;
@@ -357,7 +358,10 @@ pub fn rotate(
 }
 
 pub fn grant_by_hash(db: &mut impl GenericClient, hash: &TokenHash) -> Result<Option<TokenGrant>> {
-    let Some(row) = db.query_opt(GRANT_SELECT, &[&hash.0.as_slice()])? else {
+    // Typed: parsed and run in one round trip, where a plain query first
+    // asks the server for the statement's parameter types. This is every
+    // verification the cache does not answer.
+    let Some(row) = db.query_typed_opt(GRANT_SELECT, &[(&hash.0.as_slice(), Type::BYTEA)])? else {
         return Ok(None);
     };
     let role: Option<Role> = row.try_get(15)?;
