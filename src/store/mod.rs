@@ -20,7 +20,7 @@ use async_trait::async_trait;
 
 use crate::core::acting::ActingOn;
 use crate::core::audit::{Actor, Entry};
-use crate::core::forward_auth::RuleDocument;
+use crate::core::forward_auth::{Access, RuleDocument};
 use crate::core::ids::Id;
 use crate::core::model::{
     Account, AccountRef, CatalogEntry, Domain, Member, Membership, Role, Session, Token,
@@ -289,6 +289,37 @@ pub enum IfMatch {
     /// One of these versions must still be current (an empty list never
     /// matches: only weak or foreign validators were sent).
     Versions(Vec<i64>),
+}
+
+/// A rules document may name only scopes its workspace knows: each rule
+/// naming another is a problem of its own, reported with the others.
+/// `ensure_known` is the store's check of one rule's scopes.
+pub(crate) fn check_rule_scopes(
+    document: &RuleDocument,
+    mut ensure_known: impl FnMut(&[Scope]) -> Result<()>,
+) -> Result<()> {
+    let mut problems = Problems::new();
+    for (index, rule) in document.rules.iter().enumerate() {
+        if let Access::Scopes(scopes) = &rule.access {
+            match ensure_known(scopes) {
+                Ok(()) => {}
+                Err(StoreError::UnknownScope(scope)) => {
+                    problems.insert(
+                        format!("rules[{index}].scopes"),
+                        format!(
+                            "{scope} is not a scope of this workspace: add it to the scope catalog, or add the domain, first"
+                        ),
+                    );
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidRoutes(problems))
+    }
 }
 
 impl IfMatch {

@@ -9,9 +9,8 @@ use super::workspaces::ensure_known;
 use crate::core::forward_auth::RuleDocument;
 use crate::core::ids::Id;
 use crate::core::model::Workspace;
-use crate::core::settings::Problems;
 use crate::core::time::Timestamp;
-use crate::store::{IfMatch, Result, StoreError, StoredRoutes};
+use crate::store::{IfMatch, Result, StoreError, StoredRoutes, check_rule_scopes};
 
 pub fn get(conn: &Connection, workspace: Id<Workspace>) -> Result<Option<StoredRoutes>> {
     let row: Option<(Option<i64>, Option<String>)> = conn
@@ -56,26 +55,7 @@ pub fn put(
     if expected.is_some_and(|expected| !expected.allows(current.version)) {
         return Err(StoreError::PreconditionFailed);
     }
-    let mut problems = Problems::new();
-    for (index, rule) in document.rules.iter().enumerate() {
-        if let crate::core::forward_auth::Access::Scopes(scopes) = &rule.access {
-            match ensure_known(tx, workspace, scopes) {
-                Ok(()) => {}
-                Err(StoreError::UnknownScope(scope)) => {
-                    problems.insert(
-                        format!("rules[{index}].scopes"),
-                        format!(
-                            "{scope} is not a scope of this workspace: add it to the scope catalog, or add the domain, first"
-                        ),
-                    );
-                }
-                Err(other) => return Err(other),
-            }
-        }
-    }
-    if !problems.is_empty() {
-        return Err(StoreError::InvalidRoutes(problems));
-    }
+    check_rule_scopes(&document, |scopes| ensure_known(tx, workspace, scopes))?;
     let version = current.version + 1;
     tx.execute(
         "INSERT INTO route_documents (workspace_id, version, document, updated_at)
