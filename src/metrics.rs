@@ -4,7 +4,9 @@
 //! Counting happens on the request path, so every count is one relaxed
 //! atomic add: no lock, no allocation. Counters that every request touches
 //! sit on cache lines of their own, so cores counting different things do
-//! not fight over one line. Routes are labelled by their template
+//! not fight over one line; and they come in [`SHARDS`] copies, each thread
+//! counting in its own, so cores counting the same thing (every
+//! verification) do not either. A scrape adds the copies up. Routes are labelled by their template
 //! (`/api/v1/tokens/{id}`), chosen from a fixed table, never by the raw
 //! path: a label never holds an id, and the number of series stays small.
 //! What the database knows (tokens by state, the file's size) is read when
@@ -16,7 +18,7 @@
 use std::convert::Infallible;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
@@ -78,6 +80,8 @@ const UI: &str = "/";
 /// Any other `/api` path (all of them answer 404 or 405).
 const OTHER: &str = "other";
 const ROUTE_COUNT: usize = ROUTES.len() + 2;
+/// Rows of request counters: one per route and method.
+const ROWS: usize = ROUTE_COUNT * METHODS.len();
 
 const METHODS: [&str; 8] = [
     "GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS", "other",
@@ -107,6 +111,18 @@ impl Counter {
 /// The requests of one route and method: latency buckets (each counting
 /// only its own range; the scrape adds them up) and answers by status
 /// class.
+/// Copies of the per-request counters; a thread counts in one of them.
+const SHARDS: usize = 4;
+
+/// The copy the current thread counts in: threads take them in turn.
+fn shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|shard| *shard)
+}
+
 #[derive(Default)]
 #[repr(align(64))]
 struct RouteStats {
@@ -117,8 +133,23 @@ struct RouteStats {
     statuses: [AtomicU64; 5],
 }
 
+/// The requests of one route and method, added up over the shards.
+#[derive(Default)]
+struct RouteTotals {
+    buckets: [u64; BUCKETS_US.len() + 1],
+    sum_us: u64,
+    statuses: [u64; 5],
+}
+
+/// Answers of verify by code, in one shard.
+#[derive(Default)]
+#[repr(align(64))]
+struct Codes([AtomicU64; CODES.len()]);
+
 pub struct Metrics {
-    verifications: [Counter; CODES.len()],
+    /// [`SHARDS`] copies.
+    verifications: Box<[Codes]>,
+    /// [`SHARDS`] copies of a row per route and method.
     requests: Box<[RouteStats]>,
     sweeper_runs: Counter,
     sweeper_failures: Counter,
@@ -131,10 +162,8 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            verifications: Default::default(),
-            requests: (0..ROUTE_COUNT * METHODS.len())
-                .map(|_| RouteStats::default())
-                .collect(),
+            verifications: (0..SHARDS).map(|_| Codes::default()).collect(),
+            requests: (0..SHARDS * ROWS).map(|_| RouteStats::default()).collect(),
             sweeper_runs: Counter::default(),
             sweeper_failures: Counter::default(),
             purged_tokens: Counter::default(),
@@ -203,7 +232,8 @@ impl Metrics {
     /// One answered request on a route whose index is known ([`route_index`]).
     pub fn request_on(&self, route: usize, method: &str, status: u16, latency_us: u64) {
         let route = route.min(ROUTE_COUNT - 1);
-        let stats = &self.requests[route * METHODS.len() + method_index(method)];
+        let row = route * METHODS.len() + method_index(method);
+        let stats = &self.requests[shard() * ROWS + row];
         let bucket = BUCKETS_US
             .iter()
             .position(|&bound| latency_us <= bound)
@@ -217,8 +247,32 @@ impl Metrics {
     /// One answer of `POST /tokens/verify`, by its code.
     pub fn verified(&self, code: &str) {
         if let Some(index) = CODES.iter().position(|c| *c == code) {
-            self.verifications[index].add(1);
+            self.verifications[shard()].0[index].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The answers of verify with the code at `index` in [`CODES`].
+    fn verifications(&self, index: usize) -> u64 {
+        self.verifications
+            .iter()
+            .map(|shard| shard.0[index].load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Row `row`'s counters, added up over the shards.
+    fn totals(&self, row: usize) -> RouteTotals {
+        let mut totals = RouteTotals::default();
+        for shard in self.requests.chunks(ROWS) {
+            let stats = &shard[row];
+            for (total, bucket) in totals.buckets.iter_mut().zip(&stats.buckets) {
+                *total += bucket.load(Ordering::Relaxed);
+            }
+            totals.sum_us += stats.sum_us.load(Ordering::Relaxed);
+            for (total, status) in totals.statuses.iter_mut().zip(&stats.statuses) {
+                *total += status.load(Ordering::Relaxed);
+            }
+        }
+        totals
     }
 
     /// A sweep (the purge), with what it removed or `None` when it failed.
@@ -312,11 +366,11 @@ fn render(metrics: &Metrics, readings: &Readings) -> String {
         "counter",
         "Answers of POST /api/v1/tokens/verify, by code.",
     );
-    for (code, counter) in CODES.iter().zip(&metrics.verifications) {
+    for (index, code) in CODES.iter().enumerate() {
         let _ = writeln!(
             o,
             "tokenward_verifications_total{{code=\"{code}\"}} {}",
-            counter.get()
+            metrics.verifications(index)
         );
     }
 
@@ -326,9 +380,9 @@ fn render(metrics: &Metrics, readings: &Readings) -> String {
         "histogram",
         "Time from a request's arrival to its answer, by route template and method.",
     );
-    let seen = |stats: &RouteStats| stats.statuses.iter().any(|s| s.load(Ordering::Relaxed) > 0);
-    for (index, stats) in metrics.requests.iter().enumerate() {
-        if !seen(stats) {
+    let rows: Vec<RouteTotals> = (0..ROWS).map(|row| metrics.totals(row)).collect();
+    for (index, stats) in rows.iter().enumerate() {
+        if stats.statuses.iter().all(|&count| count == 0) {
             continue;
         }
         let labels = format!(
@@ -338,14 +392,14 @@ fn render(metrics: &Metrics, readings: &Readings) -> String {
         );
         let mut cumulative = 0;
         for (bound, bucket) in BUCKETS_US.iter().zip(&stats.buckets) {
-            cumulative += bucket.load(Ordering::Relaxed);
+            cumulative += bucket;
             let _ = writeln!(
                 o,
                 "tokenward_http_request_duration_seconds_bucket{{{labels},le=\"{}\"}} {cumulative}",
                 seconds(*bound)
             );
         }
-        cumulative += stats.buckets[BUCKETS_US.len()].load(Ordering::Relaxed);
+        cumulative += stats.buckets[BUCKETS_US.len()];
         let _ = writeln!(
             o,
             "tokenward_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {cumulative}"
@@ -353,7 +407,7 @@ fn render(metrics: &Metrics, readings: &Readings) -> String {
         let _ = writeln!(
             o,
             "tokenward_http_request_duration_seconds_sum{{{labels}}} {}",
-            seconds(stats.sum_us.load(Ordering::Relaxed))
+            seconds(stats.sum_us)
         );
         let _ = writeln!(
             o,
@@ -367,9 +421,8 @@ fn render(metrics: &Metrics, readings: &Readings) -> String {
         "counter",
         "Answered requests, by route template, method and status class.",
     );
-    for (index, stats) in metrics.requests.iter().enumerate() {
-        for (class, count) in stats.statuses.iter().enumerate() {
-            let count = count.load(Ordering::Relaxed);
+    for (index, stats) in rows.iter().enumerate() {
+        for (class, &count) in stats.statuses.iter().enumerate() {
             if count > 0 {
                 let _ = writeln!(
                     o,
@@ -527,23 +580,40 @@ mod tests {
     }
 
     #[test]
+    fn a_scrape_adds_up_the_counts_of_every_thread() {
+        let metrics = Metrics::default();
+        std::thread::scope(|scope| {
+            for _ in 0..SHARDS * 2 + 1 {
+                scope.spawn(|| {
+                    for _ in 0..100 {
+                        metrics.request("POST", "/api/v1/tokens/verify", 200, 50);
+                        metrics.verified("VALID");
+                    }
+                });
+            }
+        });
+        let threads = (SHARDS * 2 + 1) as u64;
+        let stats = metrics.totals(method_index("POST"));
+        assert_eq!(stats.buckets[0], 100 * threads);
+        assert_eq!(stats.sum_us, 5_000 * threads);
+        assert_eq!(stats.statuses[1], 100 * threads);
+        assert_eq!(metrics.verifications(0), 100 * threads);
+    }
+
+    #[test]
     fn requests_fall_into_their_bucket_and_status_class() {
         let metrics = Metrics::default();
         metrics.request("POST", "/api/v1/tokens/verify", 200, 100);
         metrics.request("POST", "/api/v1/tokens/verify", 200, 101);
         metrics.request("POST", "/api/v1/tokens/verify", 429, 20_000_000);
         metrics.request("BREW", "/api/v1/tokens/verify", 405, 1);
-        let stats = &metrics.requests[method_index("POST")];
-        let counts: Vec<u64> = stats
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
+        let stats = metrics.totals(method_index("POST"));
+        let counts = stats.buckets;
         assert_eq!(counts[0], 1);
         assert_eq!(counts[1], 1);
         assert_eq!(counts[BUCKETS_US.len()], 1);
-        assert_eq!(stats.statuses[1].load(Ordering::Relaxed), 2);
-        assert_eq!(stats.statuses[3].load(Ordering::Relaxed), 1);
+        assert_eq!(stats.statuses[1], 2);
+        assert_eq!(stats.statuses[3], 1);
         let text = render(
             &metrics,
             &Readings {
