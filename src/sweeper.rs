@@ -37,7 +37,12 @@ pub async fn run(state: AppState, interval: Duration, mut stop: watch::Receiver<
 
 /// Writes pending last-used data; on failure it stays queued.
 pub async fn flush(state: &AppState) {
-    match state.usage.flush(state.store.as_ref()).await {
+    let forget_reads = || {
+        if let Some(cache) = &state.verify_cache {
+            cache.invalidate();
+        }
+    };
+    match state.usage.flush(state.store.as_ref(), forget_reads).await {
         Ok(0) => {}
         Ok(count) => tracing::debug!(tokens = count, "flushed last-used times"),
         Err(err) => {

@@ -19,7 +19,8 @@ pub struct LastUse<'a> {
     pub ip: Option<UsedFrom<'a>>,
 }
 
-/// The address of the last use: in memory still, or as stored.
+/// The address of the last use: as this log holds it, or as the token's
+/// row held it when it was read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UsedFrom<'a> {
     Pending(IpAddr),
@@ -49,18 +50,39 @@ const FLUSH_BATCH: usize = 250;
 /// starve it.
 const FLUSH_PAUSE: Duration = Duration::from_millis(15);
 
-/// The latest use of each token since the last flush.
-type Pending = HashMap<Id<Token>, (Timestamp, Option<IpAddr>), RandomKeys>;
+/// The most stored uses the log remembers; past it, it forgets them all
+/// and has the verify cache emptied instead (see [`UsageLog::stored`]).
+const REMEMBERED: usize = 100_000;
+
+/// A use: when, and from where.
+type Use = (Timestamp, Option<IpAddr>);
+
+/// The latest use of each token.
+type Pending = HashMap<Id<Token>, Use, RandomKeys>;
 
 #[derive(Default)]
 pub struct UsageLog {
+    /// Uses since the last flush.
     pending: Mutex<Pending>,
+    /// Uses a flush has stored. A cached grant holds its token's last use
+    /// as the row had it when read, so answers take the later of the two.
+    /// Emptying the verify cache after every flush instead had every token
+    /// in use read again from the database at once, once a minute: with a
+    /// thousand integrations, a thousand reads queued behind the flush's
+    /// own writes. Bounded by [`REMEMBERED`].
+    stored: Mutex<Pending>,
 }
 
 impl UsageLog {
     // Never held across an `.await`; see the grant cache for the same choice.
     fn lock(&self) -> MutexGuard<'_, Pending> {
         self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_stored(&self) -> MutexGuard<'_, Pending> {
+        self.stored
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -74,17 +96,23 @@ impl UsageLog {
     }
 
     pub fn record(&self, token: Id<Token>, at: Timestamp, ip: Option<IpAddr>) {
-        let mut pending = self.lock();
-        let entry = pending.entry(token).or_insert((at, ip));
-        if at >= entry.0 {
-            *entry = (at, ip);
-        }
+        keep_latest(&mut self.lock(), token, (at, ip));
     }
 
-    /// The latest use of `token`: one not yet flushed, else the stored one.
+    /// The latest use of `token`: the later of what this log holds and
+    /// what the token's row held when it was read.
     pub fn latest<'a>(&self, token: &'a Token) -> LastUse<'a> {
         let pending = self.lock().get(&token.id).copied();
-        match pending {
+        let stored = self.lock_stored().get(&token.id).copied();
+        let held = match (pending, stored) {
+            (Some(pending), Some(stored)) => Some(if pending.0 >= stored.0 {
+                pending
+            } else {
+                stored
+            }),
+            (pending, stored) => pending.or(stored),
+        };
+        match held {
             Some((at, ip)) if token.last_used_at.is_none_or(|stored| stored <= at) => LastUse {
                 at: Some(at),
                 ip: ip.map(UsedFrom::Pending),
@@ -102,27 +130,40 @@ impl UsageLog {
 
     /// Writes every pending use, `FLUSH_BATCH` per transaction. If a batch
     /// fails, it and the uses not yet stored go back into the log for the
-    /// next attempt; the batches before it stay stored.
-    pub async fn flush(&self, store: &dyn Store) -> Result<usize, StoreError> {
-        self.flush_with(|uses| store.record_token_uses(uses)).await
+    /// next attempt; the batches before it stay stored. When the log would
+    /// remember more than [`REMEMBERED`] stored uses, it calls `forget_reads`
+    /// (which empties the verify cache, so every grant is read again with
+    /// its row's last use) and forgets them.
+    pub async fn flush(
+        &self,
+        store: &dyn Store,
+        forget_reads: impl Fn(),
+    ) -> Result<usize, StoreError> {
+        self.flush_with(|uses| store.record_token_uses(uses), forget_reads)
+            .await
     }
 
     /// `flush`, with the call that stores one batch passed in, so that
     /// tests can make any batch fail.
-    async fn flush_with<F, Fut>(&self, mut store_batch: F) -> Result<usize, StoreError>
+    async fn flush_with<F, Fut>(
+        &self,
+        mut store_batch: F,
+        forget_reads: impl Fn(),
+    ) -> Result<usize, StoreError>
     where
         F: FnMut(Vec<TokenUse>) -> Fut,
         Fut: Future<Output = Result<(), StoreError>>,
     {
-        let uses: Vec<TokenUse> = self
-            .lock()
-            .drain()
-            .map(|(token_id, (at, ip))| TokenUse {
+        let drained: Vec<(Id<Token>, Use)> = self.lock().drain().collect();
+        let uses: Vec<TokenUse> = drained
+            .iter()
+            .map(|&(token_id, (at, ip))| TokenUse {
                 token_id,
                 at,
                 ip: ip.map(|ip| ip.to_string()),
             })
             .collect();
+        let mut held = drained.into_iter();
         let mut rest = uses.into_iter();
         let mut stored = 0;
         loop {
@@ -140,10 +181,32 @@ impl UsageLog {
                 return Err(err);
             }
             stored += count;
+            self.remember(held.by_ref().take(count), &forget_reads);
             if !rest.as_slice().is_empty() {
                 tokio::time::sleep((began.elapsed() * 2).max(FLUSH_PAUSE)).await;
             }
         }
+    }
+
+    /// Keeps uses just stored, or forgets every one kept when there would
+    /// be too many (after `forget_reads`, so no answer misses them).
+    fn remember(&self, uses: impl Iterator<Item = (Id<Token>, Use)>, forget_reads: impl Fn()) {
+        let mut stored = self.lock_stored();
+        for (token, usage) in uses {
+            if stored.len() >= REMEMBERED && !stored.contains_key(&token) {
+                forget_reads();
+                stored.clear();
+            }
+            keep_latest(&mut stored, token, usage);
+        }
+    }
+}
+
+/// Keeps `usage` for `token` unless a later one is kept already.
+fn keep_latest(uses: &mut Pending, token: Id<Token>, usage: Use) {
+    let entry = uses.entry(token).or_insert(usage);
+    if usage.0 >= entry.0 {
+        *entry = usage;
     }
 }
 
@@ -167,10 +230,13 @@ mod tests {
         let log = log_of(1200);
         let mut sizes = Vec::new();
         let stored = log
-            .flush_with(|uses| {
-                sizes.push(uses.len());
-                std::future::ready(Ok(()))
-            })
+            .flush_with(
+                |uses| {
+                    sizes.push(uses.len());
+                    std::future::ready(Ok(()))
+                },
+                || {},
+            )
             .await
             .unwrap();
         assert_eq!(stored, 1200);
@@ -185,16 +251,19 @@ mod tests {
         let mut stored = HashSet::new();
         let mut calls = 0;
         let result = log
-            .flush_with(|uses| {
-                calls += 1;
-                let outcome = if calls == 2 {
-                    Err(StoreError::Unavailable("database is locked".into()))
-                } else {
-                    stored.extend(uses.iter().map(|u| u.token_id));
-                    Ok(())
-                };
-                std::future::ready(outcome)
-            })
+            .flush_with(
+                |uses| {
+                    calls += 1;
+                    let outcome = if calls == 2 {
+                        Err(StoreError::Unavailable("database is locked".into()))
+                    } else {
+                        stored.extend(uses.iter().map(|u| u.token_id));
+                        Ok(())
+                    };
+                    std::future::ready(outcome)
+                },
+                || {},
+            )
             .await;
         assert!(result.is_err());
         assert_eq!(stored.len(), FLUSH_BATCH);
@@ -203,5 +272,73 @@ mod tests {
         assert!(pending.keys().all(|id| !stored.contains(id)));
         // What goes back is the use as it was: time and address.
         assert!(pending.values().all(|(_, ip)| ip.is_some()));
+    }
+
+    /// A token as read before any use was stored.
+    fn never_used() -> Token {
+        Token {
+            id: Id::new(),
+            number: 1,
+            name: "t".into(),
+            hint: "tw_…abcd".into(),
+            scopes: Vec::new(),
+            workspace_id: Id::new(),
+            created_by: crate::core::model::AccountRef {
+                id: Id::new(),
+                email: "a@example.com".into(),
+            },
+            created_at: Timestamp(0),
+            expires_at: None,
+            last_used_at: None,
+            last_used_ip: None,
+            revoked_at: None,
+            replaced_by: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_read_before_a_flush_still_shows_the_use_it_stored() {
+        let log = UsageLog::default();
+        let token = never_used();
+        let ip = IpAddr::from([10, 0, 0, 7]);
+        log.record(token.id, Timestamp(100), Some(ip));
+        let forgot = std::cell::Cell::new(0);
+        log.flush_with(
+            |_| std::future::ready(Ok(())),
+            || forgot.set(forgot.get() + 1),
+        )
+        .await
+        .unwrap();
+        assert_eq!(log.pending(), 0);
+        assert_eq!(
+            forgot.get(),
+            0,
+            "a flush alone must not empty the verify cache"
+        );
+        let latest = log.latest(&token);
+        assert_eq!(latest.at, Some(Timestamp(100)));
+        assert_eq!(latest.ip, Some(UsedFrom::Pending(ip)));
+        // A later use not yet stored wins over the stored one.
+        log.record(token.id, Timestamp(101), None);
+        assert_eq!(log.latest(&token).at, Some(Timestamp(101)));
+        // And a row read later than both wins over them.
+        let mut reread = token.clone();
+        reread.last_used_at = Some(Timestamp(102));
+        reread.last_used_ip = Some("10.0.0.9".into());
+        assert_eq!(log.latest(&reread).ip, Some(UsedFrom::Stored("10.0.0.9")));
+    }
+
+    #[test]
+    fn past_its_bound_the_log_has_the_cache_emptied_and_forgets() {
+        let log = UsageLog::default();
+        let forgot = std::cell::Cell::new(0);
+        let forget = || forgot.set(forgot.get() + 1);
+        let uses = |count: usize| (0..count).map(|_| (Id::new(), (Timestamp(1), None)));
+        log.remember(uses(REMEMBERED), forget);
+        assert_eq!(forgot.get(), 0);
+        assert_eq!(log.lock_stored().len(), REMEMBERED);
+        log.remember(uses(1), forget);
+        assert_eq!(forgot.get(), 1);
+        assert_eq!(log.lock_stored().len(), 1);
     }
 }

@@ -1157,3 +1157,34 @@ fn verify_answers_alike_whichever_way_it_is_routed() {
         assert_eq!(direct.json(), routed.json());
     }
 }
+
+#[test]
+fn a_use_the_sweeper_stored_still_shows_in_answers_from_the_cache() {
+    // The sweeper flushes last-used times every second; the verify cache
+    // keeps the grant it read before the flush, whose row had no use yet.
+    let server = Server::start_with(&["--sweep-interval", "1", "--verify-fail-limit", "0"]);
+    let admin = sign_up(&server, "admin@example.com");
+    let token = create_token(
+        &server,
+        &admin.session,
+        json!({"name": "crm", "scopes": ["tokens:read"]}),
+    );
+    let secret = secret(&token);
+    let used = verify(&server, &secret, None);
+    assert_eq!(used["code"], "VALID");
+    let used_at = used["token"]["last_used_at"].clone();
+    assert!(used_at.is_string(), "{used}");
+    // Long enough for a flush or two to store the use.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Refused for scope, so not a use: the answer shows the latest one.
+    let refused = verify(&server, &secret, Some(json!(["tokens"])));
+    assert_eq!(refused["code"], "INSUFFICIENT_SCOPE");
+    assert_eq!(refused["token"]["last_used_at"], used_at, "{refused}");
+    assert_eq!(refused["token"]["last_used_ip"], "127.0.0.1", "{refused}");
+    let listed = server
+        .get(&format!("/api/v1/tokens/{}", token["id"].as_str().unwrap()))
+        .bearer(&admin.session)
+        .send()
+        .data(200);
+    assert_eq!(listed["last_used_at"], used_at);
+}
