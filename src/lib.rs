@@ -23,6 +23,7 @@ pub mod auth;
 pub mod config;
 pub mod core;
 pub mod error;
+mod idle;
 pub mod logging;
 pub mod metrics;
 pub mod random;

@@ -6,12 +6,13 @@
 //! forever; and it accepts until the process runs out of files, after which
 //! every other connection (health checks, verification) waits. Here the
 //! routes become a hyper service (`warp::service`) and each connection is
-//! served by hyper's HTTP/1.1 connection with a tokio timer:
+//! served by hyper's HTTP/1.1 connection, with:
 //!
 //! - **Header timeout.** A connection must complete each request's head
-//!   within it. hyper starts that timer whenever it waits for a head, so it
-//!   also closes a keep-alive connection idle that long between requests:
-//!   it is the idle timeout as well.
+//!   within it, and is closed once idle that long between requests: it is
+//!   the idle timeout as well. Each connection keeps it itself
+//!   ([`crate::idle`]) rather than through hyper's timer, which costs two
+//!   operations on the runtime's shared timer wheel per request.
 //! - **A bound on open connections** below the open-file limit
 //!   ([`connection_bound`]). At the bound the loop stops accepting, and new
 //!   connections wait in the listen backlog until one closes.
@@ -30,14 +31,13 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::{Service, service_fn};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -46,6 +46,7 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use crate::api::HotRoutes;
+use crate::idle::{self, Activity, WhenWoken};
 
 /// How connections are bounded.
 #[derive(Debug, Clone, Copy)]
@@ -213,36 +214,51 @@ async fn connection<S>(
     S: Service<hyper::Request<Incoming>, Response = Response, Error = Infallible> + Send + 'static,
     S::Future: Send + 'static,
 {
-    // Whether a request head ever came in whole. Until then hyper counts the
-    // connection as busy and would keep it open at shutdown.
-    let started = Arc::new(AtomicBool::new(false));
+    let activity = Arc::new(Activity::default());
     let service = {
-        let started = Arc::clone(&started);
+        let activity = Arc::clone(&activity);
         service_fn(move |mut request: hyper::Request<Incoming>| {
-            started.store(true, Ordering::Relaxed);
+            activity.request();
+            let activity = Arc::clone(&activity);
             if let Some((hot, which)) = hot
                 .as_ref()
                 .and_then(|hot| Some((hot.clone(), hot.pick(&request)?)))
             {
                 return Either::Left(async move {
-                    Ok::<_, Infallible>(hot.answer(which, request, peer).await)
+                    let response = hot.answer(which, request, peer).await;
+                    activity.answered();
+                    Ok::<_, Infallible>(response)
                 });
             }
             request.extensions_mut().insert(PeerAddr(peer));
-            Either::Right(routes.call(request))
+            let answer = routes.call(request);
+            Either::Right(async move {
+                let response = answer.await;
+                activity.answered();
+                response
+            })
         })
     };
+    // The header timeout is kept by `idle`, not by hyper's timer.
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+    http.header_read_timeout(None);
     let mut served = std::pin::pin!(http.serve_connection(TokioIo::new(stream), service));
+    // A closed channel means the server is gone: stop as well.
+    let stop = WhenWoken::new(async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    });
+    let quiet = WhenWoken::new(idle::quiet_for(Arc::clone(&activity), header_timeout));
     let ended = tokio::select! {
+        biased;
         ended = served.as_mut() => ended,
-        // A closed channel means the server is gone: stop as well.
-        () = async {
-            let _ = stopping.wait_for(|stop| *stop).await;
-        } => {
-            if !started.load(Ordering::Relaxed) {
+        () = quiet => {
+            tracing::debug!(%peer, "closing a connection quiet for the header timeout");
+            return;
+        }
+        () = stop => {
+            // Until a request head came in whole, hyper counts the
+            // connection as busy and would keep it open.
+            if !activity.any_request() {
                 tracing::debug!(%peer, "shutdown: closing a connection that sent no request");
                 return;
             }

@@ -277,6 +277,10 @@ fn complaints(log: &str) -> Vec<&str> {
         .collect()
 }
 
+/// What the server logs as it closes a connection quiet for its header
+/// timeout.
+const QUIET: &str = "closing a connection quiet for the header timeout";
+
 /// Requests cut short in three places, none ending its header block.
 const HALF_SENT: [&[u8]; 3] = [
     b"GET /hea",
@@ -344,6 +348,54 @@ fn idle_keep_alive_connections_are_closed_after_the_header_timeout() {
         "idle keep-alive connection closed after {:?}",
         idle_since.elapsed()
     );
+}
+
+#[test]
+fn a_client_that_stops_reading_its_answers_is_closed_after_the_header_timeout() {
+    let server = Launch {
+        args: &["--header-timeout", "1"],
+        ..Launch::default()
+    }
+    .start();
+    let mut stream = server.connect();
+    // Requests sent ahead until every buffer between the two is full: the
+    // server is left writing answers nobody reads.
+    stream.set_nonblocking(true).unwrap();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: tokenward\r\n\r\n";
+    let mut sent = 0usize;
+    let mut pending: &[u8] = request;
+    let filling = Instant::now();
+    let mut blocked_since = None;
+    loop {
+        match stream.write(pending) {
+            Ok(n) => {
+                blocked_since = None;
+                pending = &pending[n..];
+                if pending.is_empty() {
+                    sent += 1;
+                    pending = request;
+                }
+            }
+            // Full for good only once the server has stopped reading.
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                match blocked_since {
+                    Some(since) if Instant::now() - since > Duration::from_millis(200) => break,
+                    Some(_) => {}
+                    None => blocked_since = Some(Instant::now()),
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(err) => panic!("sending: {err}"),
+        }
+        assert!(filling.elapsed() < CLOSE_WITHIN, "the buffers never filled");
+    }
+    eprintln!("{sent} requests sent ahead before the buffers filled");
+    let log = server.wait_for_log(QUIET);
+    assert!(
+        log.contains(QUIET),
+        "a connection whose answers go unread is still open after {CLOSE_WITHIN:?}"
+    );
+    drop(stream);
 }
 
 #[test]
