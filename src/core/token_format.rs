@@ -15,6 +15,8 @@ pub const RANDOM_LEN: usize = 34;
 pub const CHECKSUM_LEN: usize = 6;
 pub const BODY_LEN: usize = RANDOM_LEN + CHECKSUM_LEN;
 pub const MAX_PREFIX_LEN: usize = 16;
+/// The longest well-formed token.
+pub const MAX_LEN: usize = MAX_PREFIX_LEN + BODY_LEN;
 
 /// A token prefix such as `tw_`, `mb_` or `tm_pro_`:
 /// `[a-z][a-z0-9_]{0,14}_`.
@@ -120,7 +122,7 @@ pub enum Malformed {
 /// returns its prefix.
 pub fn check(token: &str) -> Result<&str, Malformed> {
     let len = token.len();
-    if !(2 + BODY_LEN..=MAX_PREFIX_LEN + BODY_LEN).contains(&len) || !token.is_ascii() {
+    if !(2 + BODY_LEN..=MAX_LEN).contains(&len) || !token.is_ascii() {
         return Err(Malformed::Length);
     }
     let (prefix, body) = token.split_at(len - BODY_LEN);

@@ -332,6 +332,10 @@ impl Store for CachedStore {
         Ok(found)
     }
 
+    fn token_grant_in_memory(&self, hash: &TokenHash) -> Option<Arc<TokenGrant>> {
+        self.grants.get(hash)
+    }
+
     async fn record_token_uses(&self, uses: Vec<TokenUse>) -> Result<()> {
         // Cached grants keep the last use as it was when they were read; the
         // usage log remembers what it stored and answers take the later.

@@ -529,6 +529,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Token>;
     /// The verify path: one indexed read (or a cache hit), never a write.
     async fn token_grant(&self, hash: TokenHash) -> Result<Option<Arc<TokenGrant>>>;
+    /// The grant of `hash` if it is held in memory: no IO, and `None` from
+    /// a store that keeps nothing there.
+    fn token_grant_in_memory(&self, _hash: &TokenHash) -> Option<Arc<TokenGrant>> {
+        None
+    }
     /// The batched `last_used` flush.
     async fn record_token_uses(&self, uses: Vec<TokenUse>) -> Result<()>;
     /// Deletes tokens expired or revoked longer than `purge_after_seconds`
