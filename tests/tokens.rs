@@ -1110,6 +1110,9 @@ fn verify_answers_alike_whichever_way_it_is_routed() {
         json!({"name": "api", "scopes": ["verify:read"]}),
     );
     let cases = [
+        // The common body, which the direct route reads without a tree.
+        (Some(secret(&verifier)), json!({"token": secret(&token)})),
+        (Some(secret(&verifier)), json!({"token": "tw_not_a_token"})),
         (
             Some(secret(&verifier)),
             json!({"token": secret(&token), "scopes": ["domains"]}),
@@ -1145,16 +1148,41 @@ fn verify_answers_alike_whichever_way_it_is_routed() {
         }
         assert_eq!(direct.json(), routed.json(), "{body}");
     }
-    // A body that is not JSON, and one too large.
+    // A body that is not JSON, one too large, and near misses of the
+    // common body; with and without a verifier token.
+    let plain = secret(&token);
     for (content_type, raw) in [
         ("application/json", b"{\"token\":".to_vec()),
         ("text/plain", b"token".to_vec()),
         ("application/json", vec![b' '; 70 * 1024]),
+        (
+            "text/plain",
+            format!(r#"{{"token":"{plain}"}}"#).into_bytes(),
+        ),
+        ("application/json", format!(r#"["{plain}"]"#).into_bytes()),
+        (
+            "application/json",
+            format!(r#"{{"token":"{plain}","token":"tw_x"}}"#).into_bytes(),
+        ),
+        (
+            "application/json",
+            format!(r#"{{"token":"{plain}"}} x"#).into_bytes(),
+        ),
     ] {
-        let ask = |path: &str| server.post(path).raw_body(content_type, raw.clone()).send();
-        let (direct, routed) = (ask("/api/v1/tokens/verify"), ask("/api/v1/tokens/verify/"));
-        assert_eq!(direct.status, routed.status);
-        assert_eq!(direct.json(), routed.json());
+        for bearer in [None, Some(secret(&verifier))] {
+            let ask = |path: &str| {
+                let request = server.post(path).raw_body(content_type, raw.clone());
+                match &bearer {
+                    Some(bearer) => request.bearer(bearer),
+                    None => request,
+                }
+                .send()
+            };
+            let (direct, routed) = (ask("/api/v1/tokens/verify"), ask("/api/v1/tokens/verify/"));
+            let text = String::from_utf8_lossy(&raw[..raw.len().min(80)]).into_owned();
+            assert_eq!(direct.status, routed.status, "{text}");
+            assert_eq!(direct.json(), routed.json(), "{text}");
+        }
     }
 }
 

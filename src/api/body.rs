@@ -57,13 +57,9 @@ where
 }
 
 /// A body taken straight from hyper, for the routes served without warp
-/// (`super::hot`): the same limits and answers as [`json`].
-pub async fn read_incoming(
-    content_type: Option<&str>,
-    length: Option<u64>,
-    mut body: Incoming,
-    required: bool,
-) -> Result<Fields, ApiError> {
+/// (`super::hot`): the same limit and answers as [`json`], but kept as
+/// bytes, so that the common shape can be read without [`Fields`].
+pub async fn read_incoming(length: Option<u64>, mut body: Incoming) -> Result<Vec<u8>, ApiError> {
     if length.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(ApiError::PayloadTooLarge);
     }
@@ -74,7 +70,27 @@ pub async fn read_incoming(
             append(&mut bytes, data)?;
         }
     }
-    from_bytes(content_type, &bytes, required)
+    Ok(bytes)
+}
+
+/// `{"token": "…"}` and nothing else, the body of nearly every
+/// verification, read without building a tree: the token, or `None` for
+/// any other body (which [`from_bytes`] then reads, and judges).
+pub fn just_a_token<'a>(content_type: Option<&str>, bytes: &'a [u8]) -> Option<&'a str> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct JustAToken<'a> {
+        token: &'a str,
+    }
+    // serde would take `["…"]` for the struct too; only an object is one.
+    let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if !object || !is_json(content_type) {
+        return None;
+    }
+    // A token with escapes cannot be borrowed; it takes the long way.
+    serde_json::from_slice::<JustAToken>(bytes)
+        .ok()
+        .map(|body| body.token)
 }
 
 fn unreadable() -> ApiError {
@@ -111,13 +127,7 @@ pub fn from_bytes(
             Ok(Fields::default())
         };
     }
-    let is_json = content_type.is_some_and(|value| {
-        value
-            .split(';')
-            .next()
-            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
-    });
-    if !is_json {
+    if !is_json(content_type) {
         return Err(ApiError::BadRequest(
             "send the body as JSON with the header Content-Type: application/json".into(),
         ));
@@ -129,6 +139,15 @@ pub fn from_bytes(
             "the body is not valid JSON: {err}"
         ))),
     }
+}
+
+fn is_json(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|value| {
+        value
+            .split(';')
+            .next()
+            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+    })
 }
 
 /// The fields of a JSON object, taken one by one. What is never taken is an
@@ -306,6 +325,30 @@ mod tests {
 
     fn details(err: ApiError) -> Details {
         err.details().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn only_a_plain_token_alone_takes_the_short_way() {
+        let json = Some("application/json; charset=utf-8");
+        assert_eq!(just_a_token(json, br#"{"token":"tw_abc"}"#), Some("tw_abc"));
+        assert_eq!(just_a_token(json, br#" { "token" : "" } "#), Some(""));
+        for other in [
+            &br#"{"token":"tw_abc","scopes":[]}"#[..],
+            br#"{"token":"tw_abc","workspace_id":null}"#,
+            br#"{"token":"tw_abc","token":"tw_def"}"#,
+            br#"{"token":"tw_\u0061bc"}"#,
+            br#"{"token":null}"#,
+            br#"{"token":5}"#,
+            br#"{}"#,
+            br#"["tw_abc"]"#,
+            br#"{"token":"tw_abc"} x"#,
+            b"",
+        ] {
+            let text = String::from_utf8_lossy(other);
+            assert_eq!(just_a_token(json, other), None, "{text}");
+        }
+        assert_eq!(just_a_token(Some("text/plain"), br#"{"token":"tw"}"#), None);
+        assert_eq!(just_a_token(None, br#"{"token":"tw"}"#), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use warp::http::{Method, Request};
 use warp::reply::Response;
 
 use super::authz::{self, Endpoint, Suffix};
+use super::tokens::Asked;
 use super::{auth, body, record, recover, reply, tokens, with_security_headers};
 use crate::core::ids::Id;
 use crate::core::model::Workspace;
@@ -119,22 +120,24 @@ impl HotRoutes {
         let (parts, body) = request.into_parts();
         let headers = &parts.headers;
         let ip = self.client_ip(headers, peer);
-        let fields = match body::read_incoming(
-            text(headers, &CONTENT_TYPE).ok().flatten(),
-            length(headers).ok().flatten(),
-            body,
-            true,
-        )
-        .await
-        {
-            Ok(fields) => fields,
+        let bytes = match body::read_incoming(length(headers).ok().flatten(), body).await {
+            Ok(bytes) => bytes,
             Err(err) => return reply::error(&err),
         };
+        let content_type = text(headers, &CONTENT_TYPE).ok().flatten();
         let authorization = text(headers, &AUTHORIZATION).ok().flatten();
+        // Without a verifier token the body must name a workspace.
+        let body = match authorization.and(body::just_a_token(content_type, &bytes)) {
+            Some(token) => Asked::JustAToken(token),
+            None => match body::from_bytes(content_type, &bytes, true) {
+                Ok(fields) => Asked::Fields(fields),
+                Err(err) => return reply::error(&err),
+            },
+        };
         match tokens::handle_verify(
             ip,
             authorization.map(str::to_owned),
-            fields,
+            body,
             self.state.clone(),
         )
         .await

@@ -2,9 +2,11 @@
 //! reset with grace, the calling token itself, and verify for other
 //! services.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::Instant;
 
+use serde_json::{Map, Value};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
@@ -112,7 +114,7 @@ pub fn verify(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::header::optional::<String>("authorization"))
         .and(body::json())
         .and(with(state))
-        .and_then(handle_verify)
+        .and_then(handle_verify_fields)
 }
 
 /// GET /api/v1/tokens/self
@@ -455,10 +457,26 @@ async fn manageable(state: &AppState, caller: &Caller, id: TokenId) -> Result<To
         .ok_or(ApiError::NotFound)
 }
 
+/// A verification's body: the common `{"token": "…"}`, read without a
+/// tree (`body::just_a_token`), or any other, field by field.
+pub(super) enum Asked<'a> {
+    JustAToken(&'a str),
+    Fields(Fields),
+}
+
+async fn handle_verify_fields(
+    ip: Option<IpAddr>,
+    authorization: Option<String>,
+    fields: Fields,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    handle_verify(ip, authorization, Asked::Fields(fields), state).await
+}
+
 pub(super) async fn handle_verify(
     ip: Option<IpAddr>,
     authorization: Option<String>,
-    mut fields: Fields,
+    body: Asked<'_>,
     state: AppState,
 ) -> Result<Response, Rejection> {
     // A verifier token pins the workspace and is never limited by the
@@ -471,31 +489,21 @@ pub(super) async fn handle_verify(
         }
     };
     let limited = pinned.is_none();
-    let presented = fields.required_string("token");
-    let wanted = fields.scopes("scopes").unwrap_or_default();
-    let named = fields.string("workspace_id").and_then(|text| {
-        fields.check(
-            "workspace_id",
-            text.trim()
-                .parse::<Id<Workspace>>()
-                .map_err(|_| "must be a workspace id"),
-        )
-    });
-    match (pinned, named) {
-        (Some(pinned), Some(named)) if pinned != named => fields.problem(
-            "workspace_id",
-            "names another workspace than the verifier token's own",
-        ),
-        (None, None) => fields.problem(
-            "workspace_id",
-            "is required: name the workspace whose tokens you verify, or call with a verifier token (Authorization: Bearer <a token with the verify scope>)",
-        ),
-        _ => {}
-    }
-    let workspace = pinned.or(named);
-    fields.finish()?;
-    let (presented, Some(workspace)) = (presented.unwrap_or_default(), workspace) else {
-        return Err(ApiError::internal("verify", "fields passed without values").into());
+    let Question {
+        presented,
+        wanted,
+        workspace,
+    } = match (body, pinned) {
+        (Asked::JustAToken(token), Some(pinned)) => Question {
+            presented: Cow::Borrowed(token),
+            wanted: Vec::new(),
+            workspace: pinned,
+        },
+        (Asked::JustAToken(token), None) => {
+            let token = Map::from_iter([("token".to_owned(), Value::String(token.to_owned()))]);
+            verify_question(Fields::new(token), None)?
+        }
+        (Asked::Fields(fields), pinned) => verify_question(fields, pinned)?,
     };
 
     let now = Timestamp::now();
@@ -542,6 +550,52 @@ pub(super) async fn handle_verify(
         out.push(b'}');
         Ok(())
     }))
+}
+
+/// What a verification asks: is `presented` good in `workspace`, with
+/// `wanted` on top of what it needs anyway.
+struct Question<'a> {
+    presented: Cow<'a, str>,
+    wanted: Vec<Scope>,
+    workspace: Id<Workspace>,
+}
+
+/// The question of a verification whose body is read field by field.
+fn verify_question(
+    mut fields: Fields,
+    pinned: Option<Id<Workspace>>,
+) -> Result<Question<'static>, ApiError> {
+    let presented = fields.required_string("token");
+    let wanted = fields.scopes("scopes").unwrap_or_default();
+    let named = fields.string("workspace_id").and_then(|text| {
+        fields.check(
+            "workspace_id",
+            text.trim()
+                .parse::<Id<Workspace>>()
+                .map_err(|_| "must be a workspace id"),
+        )
+    });
+    match (pinned, named) {
+        (Some(pinned), Some(named)) if pinned != named => fields.problem(
+            "workspace_id",
+            "names another workspace than the verifier token's own",
+        ),
+        (None, None) => fields.problem(
+            "workspace_id",
+            "is required: name the workspace whose tokens you verify, or call with a verifier token (Authorization: Bearer <a token with the verify scope>)",
+        ),
+        _ => {}
+    }
+    let workspace = pinned.or(named);
+    fields.finish()?;
+    match (presented, workspace) {
+        (Some(presented), Some(workspace)) => Ok(Question {
+            presented: Cow::Owned(presented),
+            wanted,
+            workspace,
+        }),
+        _ => Err(ApiError::internal("verify", "fields passed without values")),
+    }
 }
 
 /// `429` while the address has used up its failed verifications.
