@@ -247,12 +247,16 @@ async fn connection<S>(
     let stop = WhenWoken::new(async move {
         let _ = stopping.wait_for(|stop| *stop).await;
     });
-    let quiet = WhenWoken::new(idle::quiet_for(Arc::clone(&activity), header_timeout));
+    let mut quiet = std::pin::pin!(WhenWoken::new(idle::quiet_for(
+        Arc::clone(&activity),
+        header_timeout
+    )));
+    const QUIET: &str = "closing a connection quiet for the header timeout";
     let ended = tokio::select! {
         biased;
         ended = served.as_mut() => ended,
-        () = quiet => {
-            tracing::debug!(%peer, "closing a connection quiet for the header timeout");
+        () = quiet.as_mut() => {
+            tracing::debug!(%peer, "{QUIET}");
             return;
         }
         () = stop => {
@@ -263,9 +267,17 @@ async fn connection<S>(
                 return;
             }
             // Answers the request in flight, if any, then closes; an idle
-            // connection closes at once.
+            // connection closes at once. A client that stops reading that
+            // answer does not hold up the shutdown past the timeout.
             served.as_mut().graceful_shutdown();
-            served.await
+            tokio::select! {
+                biased;
+                ended = served.as_mut() => ended,
+                () = quiet.as_mut() => {
+                    tracing::debug!(%peer, "shutdown: {QUIET}");
+                    return;
+                }
+            }
         }
     };
     if let Err(err) = ended {

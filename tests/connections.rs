@@ -277,6 +277,43 @@ fn complaints(log: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Sends `GET path` again and again without reading an answer, until every
+/// buffer between client and server is full: the server is left writing
+/// answers nobody reads. Returns how many requests went out.
+fn send_ahead_until_full(stream: &mut TcpStream, path: &str) -> usize {
+    stream.set_nonblocking(true).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: tokenward\r\n\r\n");
+    let request = request.as_bytes();
+    let mut sent = 0usize;
+    let mut pending: &[u8] = request;
+    let filling = Instant::now();
+    let mut blocked_since = None;
+    loop {
+        match stream.write(pending) {
+            Ok(n) => {
+                blocked_since = None;
+                pending = &pending[n..];
+                if pending.is_empty() {
+                    sent += 1;
+                    pending = request;
+                }
+            }
+            // Full for good only once the server has stopped reading.
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                match blocked_since {
+                    Some(since) if Instant::now() - since > Duration::from_millis(200) => break,
+                    Some(_) => {}
+                    None => blocked_since = Some(Instant::now()),
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(err) => panic!("sending: {err}"),
+        }
+        assert!(filling.elapsed() < CLOSE_WITHIN, "the buffers never filled");
+    }
+    sent
+}
+
 /// What the server logs as it closes a connection quiet for its header
 /// timeout.
 const QUIET: &str = "closing a connection quiet for the header timeout";
@@ -358,37 +395,7 @@ fn a_client_that_stops_reading_its_answers_is_closed_after_the_header_timeout() 
     }
     .start();
     let mut stream = server.connect();
-    // Requests sent ahead until every buffer between the two is full: the
-    // server is left writing answers nobody reads.
-    stream.set_nonblocking(true).unwrap();
-    let request = b"GET /healthz HTTP/1.1\r\nHost: tokenward\r\n\r\n";
-    let mut sent = 0usize;
-    let mut pending: &[u8] = request;
-    let filling = Instant::now();
-    let mut blocked_since = None;
-    loop {
-        match stream.write(pending) {
-            Ok(n) => {
-                blocked_since = None;
-                pending = &pending[n..];
-                if pending.is_empty() {
-                    sent += 1;
-                    pending = request;
-                }
-            }
-            // Full for good only once the server has stopped reading.
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                match blocked_since {
-                    Some(since) if Instant::now() - since > Duration::from_millis(200) => break,
-                    Some(_) => {}
-                    None => blocked_since = Some(Instant::now()),
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(err) => panic!("sending: {err}"),
-        }
-        assert!(filling.elapsed() < CLOSE_WITHIN, "the buffers never filled");
-    }
+    let sent = send_ahead_until_full(&mut stream, "/healthz");
     eprintln!("{sent} requests sent ahead before the buffers filled");
     let log = server.wait_for_log(QUIET);
     assert!(
@@ -450,6 +457,34 @@ fn at_the_connection_bound_new_connections_wait_instead_of_failing() {
     // Never out of files: no accept error was logged.
     let log = server.wait_for_log("path=/healthz");
     assert!(complaints(&log).is_empty(), "{log}");
+}
+
+#[test]
+fn shutdown_is_not_held_up_by_a_client_that_stops_reading() {
+    // Long enough that the connection is still open at the signal, short
+    // enough to end well before the server's own 10 s limit on draining.
+    let mut server = Launch {
+        args: &["--header-timeout", "2"],
+        ..Launch::default()
+    }
+    .start();
+    let mut stream = server.connect();
+    // Large answers, so that the server is cut off in the middle of one:
+    // hyper's graceful shutdown waits for an answer under way.
+    send_ahead_until_full(&mut stream, "/api/v1/openapi.json");
+    server.signal_term();
+    let signalled = Instant::now();
+    let status = server.wait_exit(CLOSE_WITHIN).unwrap_or_else(|| {
+        panic!(
+            "still running {:?} after SIGTERM, held by a client that reads nothing; log:\n{}",
+            signalled.elapsed(),
+            server.log()
+        )
+    });
+    eprintln!("stopped {:?} after SIGTERM", signalled.elapsed());
+    assert!(status.success(), "{status}; log:\n{}", server.log());
+    assert!(server.log().contains(&format!("shutdown: {QUIET}")));
+    drop(stream);
 }
 
 #[test]
