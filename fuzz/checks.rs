@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use tokenward::api::fuzzing::{Fields, from_bytes};
+use tokenward::api::fuzzing::{Fields, from_bytes, just_a_token};
 use tokenward::core::scopes::{self, Scope};
 use tokenward::core::token_format::{self, BODY_LEN, Malformed, Prefix, RANDOM_LEN};
 
@@ -110,6 +110,20 @@ pub fn body(data: &[u8]) {
                 assert!(!err.message().is_empty());
             }
         }
+    }
+
+    // The verify route's shortcut takes only what the reader takes as
+    // that one token and nothing else.
+    if let Some(token) = just_a_token(Some("application/json"), data) {
+        let read = from_bytes(Some("application/json"), data, true);
+        let Ok(mut fields) = read else {
+            panic!("the shortcut took a body the reader refuses: {data:?}");
+        };
+        assert_eq!(fields.required_string("token").as_deref(), Some(token));
+        assert!(
+            fields.finish().is_ok(),
+            "the shortcut took more than a token: {data:?}"
+        );
     }
 }
 

@@ -46,7 +46,7 @@ pub use openapi::build as openapi_document;
 /// replay of their corpora (`tests/fuzz_corpus.rs`). Not part of the API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use super::body::{Fields, from_bytes};
+    pub use super::body::{Fields, from_bytes, just_a_token};
 }
 
 /// Hands the shared state to a handler.
