@@ -1,9 +1,11 @@
 //! What every request handler shares.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
@@ -142,6 +144,7 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A workspace's forward-auth rules ready to answer with: compiled, with
 /// each rule's `X-Tokenward-Rule` value made once rather than per answer.
+#[derive(Clone)]
 pub struct LiveRules {
     pub version: i64,
     pub rules: CompiledRules,
@@ -171,10 +174,19 @@ impl LiveRules {
 /// The rules of every workspace that forward-auth has asked about or that
 /// stored rules since start. Read on every forward-auth request, written
 /// on a rules write or a first read: a read-write lock around a map of
-/// `Arc`s, so a reader holds the lock for one lookup and a write swaps a
-/// whole document at once.
-#[derive(Default)]
+/// `Arc`s, so a write swaps a whole document at once.
+///
+/// Each thread answers from its own copies, as the verify cache does: a
+/// lookup in the shared map takes the lock's count and the rules'
+/// reference count, lines that every core answering writes. The copies
+/// are tagged with the generation they were made under, which every
+/// change moves while it holds the write lock, so a thread drops them at
+/// its next lookup after a write and before the write is acknowledged.
 pub struct RouteTable {
+    /// Tells this table's thread copies from another table's (tests run
+    /// several servers in one process).
+    id: usize,
+    generation: AtomicU64,
     live: RwLock<HashMap<Id<Workspace>, Arc<LiveRules>, RandomKeys>>,
     /// Per workspace, the newest version another node is known to have
     /// written: an older document read from the database (by a read that
@@ -182,13 +194,66 @@ pub struct RouteTable {
     floors: Mutex<HashMap<Id<Workspace>, i64, RandomKeys>>,
 }
 
+/// Workspaces whose rules a thread keeps copies of; past it, it starts
+/// again.
+const THREAD_WORKSPACES: usize = 1024;
+
+/// One thread's copies of a table's rules.
+#[derive(Default)]
+struct ThreadRules {
+    table: usize,
+    generation: u64,
+    live: HashMap<Id<Workspace>, Arc<LiveRules>, RandomKeys>,
+}
+
+thread_local! {
+    static THREAD_RULES: RefCell<ThreadRules> = RefCell::default();
+}
+
+impl Default for RouteTable {
+    fn default() -> Self {
+        static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
+        RouteTable {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
+            live: RwLock::default(),
+            floors: Mutex::default(),
+        }
+    }
+}
+
 impl RouteTable {
     pub fn get(&self, workspace: Id<Workspace>) -> Option<Arc<LiveRules>> {
-        self.live
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(&workspace)
-            .cloned()
+        let generation = self.generation.load(Ordering::Acquire);
+        THREAD_RULES.with_borrow_mut(|mine| {
+            if mine.table != self.id || mine.generation != generation {
+                mine.live.clear();
+                mine.table = self.id;
+                mine.generation = generation;
+            }
+            if let Some(live) = mine.live.get(&workspace) {
+                return Some(Arc::clone(live));
+            }
+            let shared = self
+                .live
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .get(&workspace)
+                .cloned()?;
+            // A write after the load above has moved the generation this
+            // copy is tagged with: the next lookup drops it.
+            if mine.live.len() >= THREAD_WORKSPACES {
+                mine.live.clear();
+            }
+            let copy = Arc::new(LiveRules::clone(&shared));
+            mine.live.insert(workspace, Arc::clone(&copy));
+            Some(copy)
+        })
+    }
+
+    /// Marks every thread's copies stale; called with the write lock held.
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Keeps the newer of the rules held and `rules`, and returns it. Two
@@ -206,10 +271,18 @@ impl RouteTable {
                 _ => rules,
             };
         }
-        let held = live.entry(workspace).or_insert_with(|| Arc::clone(&rules));
-        if held.version < rules.version {
-            *held = rules;
-        }
+        let held = match live.entry(workspace) {
+            Entry::Occupied(held) if held.get().version >= rules.version => held.into_mut(),
+            Entry::Occupied(mut held) => {
+                held.insert(rules);
+                self.changed();
+                held.into_mut()
+            }
+            Entry::Vacant(room) => {
+                self.changed();
+                room.insert(rules)
+            }
+        };
         Arc::clone(held)
     }
 }
@@ -229,15 +302,18 @@ impl RouteTable {
             .is_some_and(|held| held.version < version)
         {
             live.remove(&workspace);
+            self.changed();
         }
     }
 
     /// Forgets every workspace's rules; the next request reads them again.
     pub fn forget_all(&self) {
-        self.live
+        let mut live = self
+            .live
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clear();
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        live.clear();
+        self.changed();
     }
 }
 
@@ -294,5 +370,36 @@ mod tests {
         assert_eq!(table.get(workspace).unwrap().version, 2);
         table.forget_all();
         assert!(table.get(workspace).is_none());
+    }
+
+    #[test]
+    fn a_thread_answers_from_its_copy_until_the_rules_change() {
+        let table = RouteTable::default();
+        let workspace = Id::new();
+        table.offer(workspace, rules(1, 1));
+        let first = table.get(workspace).unwrap();
+        let again = table.get(workspace).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "the thread's own copy");
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let theirs = table.get(workspace).unwrap();
+                assert!(!Arc::ptr_eq(&first, &theirs), "each thread copies");
+                table.offer(workspace, rules(2, 2));
+            });
+        });
+        // Written on another thread: this thread's copy goes at once.
+        assert_eq!(table.get(workspace).unwrap().version, 2);
+        table.written_elsewhere(workspace, 3);
+        assert!(table.get(workspace).is_none());
+        table.offer(workspace, rules(3, 3));
+        assert_eq!(table.get(workspace).unwrap().version, 3);
+        table.forget_all();
+        assert!(table.get(workspace).is_none());
+        // Another table's copies are its own.
+        let other = RouteTable::default();
+        other.offer(workspace, rules(7, 7));
+        assert_eq!(other.get(workspace).unwrap().version, 7);
+        table.offer(workspace, rules(4, 4));
+        assert_eq!(table.get(workspace).unwrap().version, 4);
     }
 }

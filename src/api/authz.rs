@@ -668,39 +668,58 @@ fn allowed(
     grant: Option<&TokenGrant>,
     now: Timestamp,
 ) -> Response {
-    let mut response = Response::new(Vec::new().into());
-    *response.headers_mut() = ALLOWED_HEADERS.clone();
-    let headers = response.headers_mut();
     let rule = rule
         .and_then(|index| live.rule_headers.get(index))
-        .cloned()
-        .unwrap_or(EMPTY);
+        .map_or(EMPTY, |id| copied_value(id.as_bytes()));
     let cache_seconds = live.rules.document().cache_seconds;
     let expires_at = grant.and_then(|grant| grant.token.expires_at);
     let cache = match forward_auth::max_age(cache_seconds, expires_at, now) {
         Some(seconds) => owned_value(format!("max-age={seconds}")),
         None => HeaderValue::from_static("no-store"),
     };
-    headers.insert(header::CACHE_CONTROL, cache);
-    match grant {
+    let identity = match grant {
         Some(grant) => {
             let token = &grant.token;
-            headers.insert(AUTH, HeaderValue::from_static("token"));
-            headers.insert(TOKEN_ID, id_value(token.id.uuid()));
-            headers.insert(WORKSPACE_ID, id_value(token.workspace_id.uuid()));
-            headers.insert(USER_ID, id_value(token.created_by.id.uuid()));
-            headers.insert(SCOPES, scopes_value(grant.effective_scopes()));
+            [
+                HeaderValue::from_static("token"),
+                id_value(token.id.uuid()),
+                id_value(token.workspace_id.uuid()),
+                id_value(token.created_by.id.uuid()),
+                scopes_value(grant.effective_scopes()),
+            ]
         }
-        None => {
-            headers.insert(AUTH, HeaderValue::from_static("anonymous"));
-            for name in [TOKEN_ID, WORKSPACE_ID, USER_ID, SCOPES] {
-                headers.insert(name, EMPTY);
-            }
-        }
+        None => [
+            HeaderValue::from_static("anonymous"),
+            EMPTY,
+            EMPTY,
+            EMPTY,
+            EMPTY,
+        ],
+    };
+    let [auth, token_id, workspace_id, user_id, scopes] = identity;
+    let values = [cache, auth, token_id, workspace_id, user_id, scopes, rule];
+    let mut headers = ALLOWED_HEADERS.clone();
+    // The template ends with these seven, in this order: each value is set
+    // in place, where inserting would hash its name again.
+    let first = headers.len() - values.len();
+    for ((_, slot), value) in headers.iter_mut().skip(first).zip(values) {
+        *slot = value;
     }
-    headers.insert(RULE, rule);
+    let mut response = Response::new(Vec::new().into());
+    *response.headers_mut() = headers;
     response
 }
+
+/// The headers an allowed answer adds to the security headers, in order.
+const ALLOWED_NAMES: [HeaderName; 7] = [
+    header::CACHE_CONTROL,
+    AUTH,
+    TOKEN_ID,
+    WORKSPACE_ID,
+    USER_ID,
+    SCOPES,
+    RULE,
+];
 
 /// The headers of an allowed answer, in the order they are sent, with
 /// empty values. A copy gets each value set in place: inserting them into a
@@ -708,15 +727,7 @@ fn allowed(
 /// the map twice on every answer.
 static ALLOWED_HEADERS: LazyLock<HeaderMap> = LazyLock::new(|| {
     let mut headers = super::resource_headers();
-    for name in [
-        header::CACHE_CONTROL,
-        AUTH,
-        TOKEN_ID,
-        WORKSPACE_ID,
-        USER_ID,
-        SCOPES,
-        RULE,
-    ] {
+    for name in ALLOWED_NAMES {
         headers.insert(name, EMPTY);
     }
     headers
@@ -724,8 +735,13 @@ static ALLOWED_HEADERS: LazyLock<HeaderMap> = LazyLock::new(|| {
 
 fn id_value(uuid: uuid::Uuid) -> HeaderValue {
     let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let text = uuid.hyphenated().encode_lower(&mut buffer);
-    HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(text.as_bytes())).unwrap_or(EMPTY)
+    copied_value(uuid.hyphenated().encode_lower(&mut buffer).as_bytes())
+}
+
+/// A header value of its own. Cloning a value held in memory would count
+/// a reference on a line that every core answering writes.
+fn copied_value(bytes: &[u8]) -> HeaderValue {
+    HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(bytes)).unwrap_or(EMPTY)
 }
 
 /// A header value that takes `text` over rather than copying it.
@@ -919,6 +935,14 @@ mod tests {
 
     fn scopes(texts: &[&str]) -> Vec<Scope> {
         texts.iter().map(|t| t.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn the_allowed_template_ends_with_the_values_set_in_place() {
+        let names: Vec<&HeaderName> = ALLOWED_HEADERS.keys().collect();
+        let first = names.len() - ALLOWED_NAMES.len();
+        assert!(names[first..].iter().copied().eq(ALLOWED_NAMES.iter()));
+        assert_eq!(ALLOWED_HEADERS.len(), names.len(), "one value per name");
     }
 
     #[test]
