@@ -113,11 +113,13 @@ impl VerifyFailures {
         }
     }
 
-    pub fn retry_after(&self, ip: &IpAddr, now: Instant) -> Option<Duration> {
+    /// How long `ip` must wait now; the clock is read only once some
+    /// address has failed.
+    pub fn retry_after(&self, ip: &IpAddr) -> Option<Duration> {
         if !self.any.load(Ordering::Acquire) {
             return None;
         }
-        lock(&self.window).retry_after(ip, now)
+        lock(&self.window).retry_after(ip, Instant::now())
     }
 
     pub fn record_failure(&self, ip: IpAddr, now: Instant) {

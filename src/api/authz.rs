@@ -613,7 +613,7 @@ async fn authenticate(
         Mode::DryRun => None,
     };
     if let (Mode::Live { .. }, Some(ip)) = (mode, ip)
-        && let Some(wait) = state.verify_failures.retry_after(&ip, Instant::now())
+        && let Some(wait) = state.verify_failures.retry_after(&ip)
     {
         return Err(ApiError::RateLimited {
             retry_after: retry_after_seconds(wait),

@@ -601,7 +601,7 @@ fn verify_question(
 /// `429` while the address has used up its failed verifications.
 fn refuse_while_limited(state: &AppState, ip: Option<IpAddr>) -> Result<(), ApiError> {
     if let Some(ip) = ip
-        && let Some(wait) = state.verify_failures.retry_after(&ip, Instant::now())
+        && let Some(wait) = state.verify_failures.retry_after(&ip)
     {
         return Err(ApiError::RateLimited {
             retry_after: retry_after_seconds(wait),

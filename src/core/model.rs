@@ -128,6 +128,15 @@ pub enum TokenState {
 }
 
 impl TokenState {
+    /// As the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenState::Active => "active",
+            TokenState::Expired => "expired",
+            TokenState::Revoked => "revoked",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<TokenState> {
         match text {
             "active" => Some(TokenState::Active),

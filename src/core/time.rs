@@ -56,7 +56,7 @@ impl Timestamp {
     /// `YYYY-MM-DDTHH:MM:SSZ` without allocating: timestamps are in every
     /// response of the verify path. Civil date from days after Howard
     /// Hinnant's `civil_from_days`.
-    fn rfc3339_bytes(self) -> [u8; 20] {
+    pub fn rfc3339_bytes(self) -> [u8; 20] {
         let secs = self.0.clamp(0, MAX_SECONDS);
         let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
         let z = days + 719_468;
