@@ -611,6 +611,58 @@ fn a_rules_write_is_seen_by_the_next_request() {
     denied(&ask(), 403, "forbidden");
 }
 
+/// Each worker thread answers from its own copy of the rules: after a
+/// write is acknowledged, no thread may answer from the old one.
+#[test]
+fn a_rules_write_reaches_every_worker_before_it_is_acknowledged() {
+    let server = Server::start();
+    let admin = workspace(&server);
+    let token = token_with(&server, &admin, json!(["contacts"]));
+    let open = json!({"rules": [{"id": "open", "path": "/contacts/**", "scopes": ["contacts"]}]});
+    let closed = json!({"rules": [{"id": "closed", "path": "/contacts/**", "deny": true}]});
+    // From several clients at once, so that every worker answers some.
+    let ask_everywhere = |expect_allowed: bool| {
+        std::thread::scope(|scope| {
+            for client in 0..8 {
+                let (server, admin, token) = (&server, &admin, &token);
+                scope.spawn(move || {
+                    for n in 0..10 {
+                        let response = auth_request(
+                            server,
+                            &admin.workspace,
+                            "GET",
+                            &format!("/contacts/{n}"),
+                        )
+                        .bearer(&secret(token))
+                        .send();
+                        if expect_allowed {
+                            allowed(&response);
+                        } else {
+                            let body = denied(&response, 403, "forbidden");
+                            assert!(
+                                body["message"].as_str().unwrap().contains("closed"),
+                                "client {client}: {body}"
+                            );
+                        }
+                    }
+                });
+            }
+        });
+    };
+    put_rules(&server, &admin, open.clone()).data(200);
+    ask_everywhere(true);
+    for round in 0..4 {
+        let deny = round % 2 == 0;
+        put_rules(
+            &server,
+            &admin,
+            if deny { closed.clone() } else { open.clone() },
+        )
+        .data(200);
+        ask_everywhere(!deny);
+    }
+}
+
 #[test]
 fn a_revoked_token_is_refused_on_the_very_next_request() {
     let server = Server::start();
