@@ -515,6 +515,10 @@ struct Peak {
     baseline: Sample,
     verify: Sample,
     token_self: Sample,
+    /// Each round's verify and `/tokens/self` throughput over the
+    /// baseline's in the same round: their spread shows how far the
+    /// machine's drift moves a ratio.
+    round_ratios: Vec<[f64; 2]>,
 }
 
 /// `wrk` against the baseline, verify and `GET /tokens/self`, in rotating
@@ -558,10 +562,17 @@ fn peak_throughput(
             }
         }
     }
+    let round_ratios = base
+        .iter()
+        .zip(&verify)
+        .zip(&token_self)
+        .map(|((base, verify), token_self)| [verify.rps / base.rps, token_self.rps / base.rps])
+        .collect();
     Ok(Peak {
         baseline: median_sample(&base),
         verify: median_sample(&verify),
         token_self: median_sample(&token_self),
+        round_ratios,
     })
 }
 
@@ -663,6 +674,18 @@ fn throughput_report(plan: &Plan, peak: &Peak) -> String {
             peak.baseline.cpu_us_per_request / sample.cpu_us_per_request,
         );
     }
+    for (index, name) in ["verify", "/tokens/self"].into_iter().enumerate() {
+        let ratios: Vec<String> = peak
+            .round_ratios
+            .iter()
+            .map(|round| format!("{:.2}", round[index]))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\n{name} / baseline, round by round: {}",
+            ratios.join(", ")
+        );
+    }
     out
 }
 
@@ -709,6 +732,7 @@ fn measure(
         baseline: baseline_sample,
         verify: verify_sample,
         token_self: self_sample,
+        ..
     } = peak_throughput(plan, scripts, baseline, &url, pid, &env)?;
 
     eprintln!("== {size} tokens: database writes during verification");
