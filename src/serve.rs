@@ -215,6 +215,10 @@ async fn connection<S>(
     S::Future: Send + 'static,
 {
     let activity = Arc::new(Activity::default());
+    // Shared by this connection's requests: cloning the routes themselves
+    // per request counted a reference on the server's state, a line every
+    // core answering writes; this count is the connection's own.
+    let hot = hot.map(Arc::new);
     let service = {
         let activity = Arc::clone(&activity);
         service_fn(move |mut request: hyper::Request<Incoming>| {
@@ -222,7 +226,7 @@ async fn connection<S>(
             let activity = Arc::clone(&activity);
             if let Some((hot, which)) = hot
                 .as_ref()
-                .and_then(|hot| Some((hot.clone(), hot.pick(&request)?)))
+                .and_then(|hot| Some((Arc::clone(hot), hot.pick(&request)?)))
             {
                 return Either::Left(async move {
                     let response = hot.answer(which, request, peer).await;

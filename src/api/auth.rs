@@ -158,8 +158,8 @@ async fn token_caller(
     state: &AppState,
     secret: &str,
     ip: Option<IpAddr>,
+    now: Timestamp,
 ) -> Result<Resolved, ApiError> {
-    let now = Timestamp::now();
     let Inspection { verdict, grant } =
         inspect(state.store.as_ref(), secret, None, &[], now).await?;
     match (verdict.refusal(), grant) {
@@ -178,7 +178,9 @@ async fn resolve(state: &AppState, presented: &Presented) -> Result<Option<Resol
                 session_from_jwt(state, credential, false, presented.ip).await?,
             )))
         } else {
-            Ok(Some(token_caller(state, credential, presented.ip).await?))
+            Ok(Some(
+                token_caller(state, credential, presented.ip, Timestamp::now()).await?,
+            ))
         };
     }
     let Some(cookie) = presented.cookie.as_deref() else {
@@ -211,6 +213,7 @@ pub async fn verifier_workspace(
     state: &AppState,
     authorization: &str,
     ip: Option<IpAddr>,
+    now: Timestamp,
 ) -> Result<Id<Workspace>, ApiError> {
     let Some(credential) = bearer(Some(authorization))? else {
         return Err(invalid("the Authorization header must be: Bearer <token>"));
@@ -220,7 +223,7 @@ pub async fn verifier_workspace(
             "verification takes a verifier token (an API token with the verify scope) or a workspace_id, not a session".into(),
         ));
     }
-    match token_caller(state, credential, ip).await? {
+    match token_caller(state, credential, ip, now).await? {
         Resolved::Token(grant) => {
             let needed = Scope::read(Resource::Verify);
             if !scopes::holds(grant.effective_scopes(), &needed) {

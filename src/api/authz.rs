@@ -140,18 +140,23 @@ fn auth_request(state: AppState) -> impl Filter<Extract = (Response,), Error = R
         .and(warp::header::headers_cloned())
         .and(auth::client_ip(state.clone()))
         .and(with(state))
-        .then(|workspace, method, headers, ip, state| async move {
-            answer(
-                Endpoint::AuthRequest,
-                workspace,
-                method,
-                headers,
-                None,
-                ip,
-                state,
-            )
-            .await
-        })
+        .then(
+            |workspace, method, headers, ip, state: AppState| async move {
+                answer(
+                    Endpoint::AuthRequest,
+                    workspace,
+                    Forwarded {
+                        method: &method,
+                        headers: &headers,
+                        suffix: None,
+                    },
+                    ip,
+                    &state,
+                    Timestamp::now(),
+                )
+                .await
+            },
+        )
 }
 
 /// ANY /api/v1/authz/{workspace_id}/forward-auth
@@ -180,18 +185,23 @@ fn forward_auth(state: AppState) -> impl Filter<Extract = (Response,), Error = R
         .and(warp::header::headers_cloned())
         .and(auth::client_ip(state.clone()))
         .and(with(state))
-        .then(|workspace, method, headers, ip, state| async move {
-            answer(
-                Endpoint::ForwardAuth,
-                workspace,
-                method,
-                headers,
-                None,
-                ip,
-                state,
-            )
-            .await
-        })
+        .then(
+            |workspace, method, headers, ip, state: AppState| async move {
+                answer(
+                    Endpoint::ForwardAuth,
+                    workspace,
+                    Forwarded {
+                        method: &method,
+                        headers: &headers,
+                        suffix: None,
+                    },
+                    ip,
+                    &state,
+                    Timestamp::now(),
+                )
+                .await
+            },
+        )
 }
 
 /// The original path and query of an `ext-authz` request.
@@ -229,7 +239,7 @@ fn ext_authz(state: AppState) -> impl Filter<Extract = (Response,), Error = Reje
         .and(auth::client_ip(state.clone()))
         .and(with(state))
         .then(
-            |workspace, full, query, method, headers, ip, state| async move {
+            |workspace, full, query, method, headers, ip, state: AppState| async move {
                 let suffix = Suffix {
                     full: FullPath::as_str(&full).to_owned(),
                     query,
@@ -237,11 +247,14 @@ fn ext_authz(state: AppState) -> impl Filter<Extract = (Response,), Error = Reje
                 answer(
                     Endpoint::ExtAuthz,
                     workspace,
-                    method,
-                    headers,
-                    Some(suffix),
+                    Forwarded {
+                        method: &method,
+                        headers: &headers,
+                        suffix: Some(suffix),
+                    },
                     ip,
-                    state,
+                    &state,
+                    Timestamp::now(),
                 )
                 .await
             },
@@ -483,28 +496,39 @@ fn original_path(full: &str) -> &str {
     if after.is_empty() { "/" } else { after }
 }
 
+/// A proxy's request to a forward-auth endpoint, as received.
+pub(super) struct Forwarded<'r> {
+    pub method: &'r Method,
+    pub headers: &'r HeaderMap,
+    /// `ext-authz` only: the original path and query.
+    pub suffix: Option<Suffix>,
+}
+
 pub(super) async fn answer(
     endpoint: Endpoint,
     workspace: WorkspaceId,
-    method: Method,
-    headers: HeaderMap,
-    suffix: Option<Suffix>,
+    forwarded: Forwarded<'_>,
     ip: Option<IpAddr>,
-    state: AppState,
+    state: &AppState,
+    now: Timestamp,
 ) -> Response {
-    let asked = match describe(endpoint, &method, &headers, suffix.as_ref()) {
+    let Forwarded {
+        method,
+        headers,
+        suffix,
+    } = forwarded;
+    let asked = match describe(endpoint, method, headers, suffix.as_ref()) {
         Ok(asked) => asked,
         Err(err) => {
             tracing::warn!(%workspace, "forward-auth refused: {err}");
             return denial(endpoint, &err);
         }
     };
-    let live = match live_rules(&state, workspace).await {
+    let live = match live_rules(state, workspace).await {
         Ok(live) => live,
         Err(err) => return denial(endpoint, &err),
     };
-    let now = Timestamp::now();
-    let outcome = decide(&state, workspace, &live, &asked, Mode::Live { ip }, now).await;
+    let outcome = decide(state, workspace, &live, &asked, Mode::Live { ip }, now).await;
     respond(endpoint, &live, &outcome, now)
 }
 

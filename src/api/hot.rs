@@ -13,18 +13,20 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::SystemTime;
 
 use hyper::body::Incoming;
 use warp::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName};
+use warp::http::request::Parts;
 use warp::http::{Method, Request};
 use warp::reply::Response;
 
-use super::authz::{self, Endpoint, Suffix};
+use super::authz::{self, Endpoint, Forwarded, Suffix};
 use super::tokens::Asked;
-use super::{auth, body, record, recover, reply, tokens, with_security_headers};
+use super::{auth, body, record_since, recover, reply, tokens, with_security_headers};
 use crate::core::ids::Id;
 use crate::core::model::Workspace;
+use crate::core::time::Timestamp;
 use crate::metrics;
 use crate::state::AppState;
 
@@ -90,34 +92,35 @@ impl HotRoutes {
 
     /// The answer, with everything the warp routes add to one.
     pub async fn answer(&self, hot: Hot, request: Request<Incoming>, peer: SocketAddr) -> Response {
-        let started = Instant::now();
-        let method = request.method().clone();
-        let uri = request.uri().clone();
+        let started = SystemTime::now();
+        let (parts, body) = request.into_parts();
         let (route, response) = match hot.0 {
-            Which::Verify => (self.verify_route, self.verify(request, peer).await),
+            Which::Verify => (self.verify_route, self.verify(&parts, body, peer).await),
             Which::Proxy(endpoint, workspace) => (
                 self.routes[match endpoint {
                     Endpoint::AuthRequest => 0,
                     Endpoint::ForwardAuth => 1,
                     Endpoint::ExtAuthz => 2,
                 }],
-                self.proxy(endpoint, workspace, request, peer).await,
+                // A proxy's question has no body: the latency's start is
+                // the decision's "now" too.
+                self.proxy(endpoint, workspace, &parts, peer, Timestamp::at(started))
+                    .await,
             ),
         };
         let response = with_security_headers(response);
-        record(
+        record_since(
             &self.state,
             route,
-            method.as_str(),
-            uri.path(),
+            parts.method.as_str(),
+            parts.uri.path(),
             response.status(),
-            started.elapsed(),
+            started,
         );
         response
     }
 
-    async fn verify(&self, request: Request<Incoming>, peer: SocketAddr) -> Response {
-        let (parts, body) = request.into_parts();
+    async fn verify(&self, parts: &Parts, body: Incoming, peer: SocketAddr) -> Response {
         let headers = &parts.headers;
         let ip = self.client_ip(headers, peer);
         let bytes = match body::read_incoming(length(headers).ok().flatten(), body).await {
@@ -134,14 +137,11 @@ impl HotRoutes {
                 Err(err) => return reply::error(&err),
             },
         };
-        match tokens::handle_verify(
-            ip,
-            authorization.map(str::to_owned),
-            body,
-            self.state.clone(),
-        )
-        .await
-        {
+        // Read once the body is in: a client that trickles it in must not
+        // have its token judged at an earlier time. The verifier token and
+        // the presented one are judged at the same instant.
+        let now = Timestamp::now();
+        match tokens::handle_verify(ip, authorization, body, &self.state, now).await {
             Ok(response) => response,
             Err(rejection) => unwrap(recover(rejection).await),
         }
@@ -151,10 +151,10 @@ impl HotRoutes {
         &self,
         endpoint: Endpoint,
         workspace: Id<Workspace>,
-        request: Request<Incoming>,
+        parts: &Parts,
         peer: SocketAddr,
+        now: Timestamp,
     ) -> Response {
-        let (parts, _body) = request.into_parts();
         let ip = self.client_ip(&parts.headers, peer);
         let suffix = (endpoint == Endpoint::ExtAuthz).then(|| Suffix {
             full: parts.uri.path().to_owned(),
@@ -163,11 +163,14 @@ impl HotRoutes {
         authz::answer(
             endpoint,
             workspace,
-            parts.method,
-            parts.headers,
-            suffix,
+            Forwarded {
+                method: &parts.method,
+                headers: &parts.headers,
+                suffix,
+            },
             ip,
-            self.state.clone(),
+            &self.state,
+            now,
         )
         .await
     }

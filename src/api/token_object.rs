@@ -122,6 +122,18 @@ impl<'a> TokenView<'a> {
         }
         out.extend_from_slice(br#","last_used_ip":"#);
         match &self.last_used.ip {
+            Some(UsedFrom::Pending(IpAddr::V4(ip))) => {
+                // Digits by hand: `Display` took more than the rest of the
+                // live fields together.
+                out.push(b'"');
+                for (index, octet) in ip.octets().into_iter().enumerate() {
+                    if index > 0 {
+                        out.push(b'.');
+                    }
+                    push_decimal(out, octet);
+                }
+                out.push(b'"');
+            }
             Some(UsedFrom::Pending(ip)) => {
                 use std::io::Write as _;
                 // An address's text needs no escaping.
@@ -137,6 +149,16 @@ impl<'a> TokenView<'a> {
         out.push(b'}');
         Ok(())
     }
+}
+
+fn push_decimal(out: &mut Vec<u8>, value: u8) {
+    if value >= 100 {
+        out.push(b'0' + value / 100);
+    }
+    if value >= 10 {
+        out.push(b'0' + value / 10 % 10);
+    }
+    out.push(b'0' + value % 10);
 }
 
 fn fixed_fields<S: SerializeStruct>(out: &mut S, t: &Token) -> Result<(), S::Error> {
@@ -390,6 +412,8 @@ mod tests {
                 TokenView::new(&grant.token, &usage, now).with_scopes(grant.effective_scopes()),
                 TokenView::new(&grant.token, &usage, now).with_secret(&secret),
                 TokenView::used_now(&grant.token, now, Some("2001:db8::7".parse().unwrap())),
+                TokenView::used_now(&grant.token, now, Some(IpAddr::from([255, 100, 9, 0]))),
+                TokenView::used_now(&grant.token, now, Some(IpAddr::from([0, 10, 199, 1]))),
                 TokenView::used_now(&grant.token, now, None),
                 TokenView::new(&grant.token, &usage, Timestamp(1_900_000_000)).with_scopes(&[]),
             ];

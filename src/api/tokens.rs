@@ -470,21 +470,32 @@ async fn handle_verify_fields(
     fields: Fields,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    handle_verify(ip, authorization, Asked::Fields(fields), state).await
+    let now = Timestamp::now();
+    handle_verify(
+        ip,
+        authorization.as_deref(),
+        Asked::Fields(fields),
+        &state,
+        now,
+    )
+    .await
 }
 
+/// Borrows the state and the header: cloning the shared state per request
+/// counted a reference on a line every core answering writes.
 pub(super) async fn handle_verify(
     ip: Option<IpAddr>,
-    authorization: Option<String>,
+    authorization: Option<&str>,
     body: Asked<'_>,
-    state: AppState,
+    state: &AppState,
+    now: Timestamp,
 ) -> Result<Response, Rejection> {
     // A verifier token pins the workspace and is never limited by the
     // failures it forwards (§4); anyone else is limited per address.
     let pinned = match authorization {
-        Some(value) => Some(auth::verifier_workspace(&state, &value, ip).await?),
+        Some(value) => Some(auth::verifier_workspace(state, value, ip, now).await?),
         None => {
-            refuse_while_limited(&state, ip)?;
+            refuse_while_limited(state, ip)?;
             None
         }
     };
@@ -506,7 +517,6 @@ pub(super) async fn handle_verify(
         (Asked::Fields(fields), pinned) => verify_question(fields, pinned)?,
     };
 
-    let now = Timestamp::now();
     let Inspection { verdict, grant } = inspect(
         state.store.as_ref(),
         &presented,
@@ -522,7 +532,7 @@ pub(super) async fn handle_verify(
     let code = verdict.code();
     state.metrics.verified(code);
     if !valid && limited {
-        note_failure(&state, ip);
+        note_failure(state, ip);
     }
     // `{"valid": …, "code": …, "token": {…} | null}`, the token object with
     // its effective scopes (§9).

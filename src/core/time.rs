@@ -30,7 +30,13 @@ pub fn set_clock_offset(seconds: i64) {
 
 impl Timestamp {
     pub fn now() -> Self {
-        let secs = SystemTime::now()
+        Timestamp::at(SystemTime::now())
+    }
+
+    /// `time` as the product sees it: a request's own clock read gives both
+    /// its decisions' "now" and the start of its latency.
+    pub fn at(time: SystemTime) -> Self {
+        let secs = time
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);

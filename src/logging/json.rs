@@ -10,6 +10,7 @@
 //! the same rules keep secrets out.
 
 use std::fmt::{self, Write};
+use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -17,7 +18,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use super::line::{REQUEST_TARGET, write_integer, write_stamp};
+use super::line::{REQUEST_TARGET, write_integer, write_stamp_at};
 
 /// The `FormatEvent` to give the fmt subscriber for JSON lines.
 pub struct JsonFormat;
@@ -53,12 +54,13 @@ where
 /// `info!(target: REQUEST_TARGET, method, path, status, latency_us)`.
 pub fn request_line(
     out: &mut impl Write,
+    at: SystemTime,
     method: &str,
     path: &str,
     status: u16,
     latency_us: u64,
 ) -> fmt::Result {
-    write_head(out, Level::INFO, REQUEST_TARGET)?;
+    write_head_at(out, at, Level::INFO, REQUEST_TARGET)?;
     out.write_str(r#","method":"#)?;
     write_string(out, method)?;
     out.write_str(r#","path":"#)?;
@@ -73,8 +75,12 @@ pub fn request_line(
 
 /// `{"ts":"…","level":"INFO","target":"…"`, without the closing brace.
 fn write_head(out: &mut impl Write, level: Level, target: &str) -> fmt::Result {
+    write_head_at(out, SystemTime::now(), level, target)
+}
+
+fn write_head_at(out: &mut impl Write, at: SystemTime, level: Level, target: &str) -> fmt::Result {
     out.write_str(r#"{"ts":""#)?;
-    write_stamp(out)?;
+    write_stamp_at(out, at)?;
     out.write_str(r#"","level":""#)?;
     out.write_str(level.as_str())?;
     out.write_str(r#"","target":"#)?;
@@ -265,7 +271,15 @@ mod tests {
                 );
             });
             let mut direct = String::new();
-            request_line(&mut direct, method, path, status, latency).unwrap();
+            request_line(
+                &mut direct,
+                SystemTime::now(),
+                method,
+                path,
+                status,
+                latency,
+            )
+            .unwrap();
             assert_eq!(without_ts(&direct), without_ts(&from_tracing), "{direct}");
             assert_eq!(without_ts(&direct)["path"], path);
             assert_eq!(without_ts(&direct)["message"], "");

@@ -53,12 +53,14 @@ where
 /// `info!(target: REQUEST_TARGET, method, path, status, latency_us)`.
 pub fn request_line(
     out: &mut impl Write,
+    at: SystemTime,
     method: &str,
     path: &str,
     status: u16,
     latency_us: u64,
 ) -> fmt::Result {
-    write_head(out, Level::INFO, REQUEST_TARGET)?;
+    write_stamp_at(out, at)?;
+    write_level_and_target(out, Level::INFO, REQUEST_TARGET)?;
     out.write_str(" method=")?;
     write_text(out, method)?;
     out.write_str(" path=")?;
@@ -73,6 +75,10 @@ pub fn request_line(
 /// `2026-03-25T14:00:00.007Z  INFO target:`
 fn write_head(out: &mut impl Write, level: Level, target: &str) -> fmt::Result {
     write_stamp(out)?;
+    write_level_and_target(out, level, target)
+}
+
+fn write_level_and_target(out: &mut impl Write, level: Level, target: &str) -> fmt::Result {
     out.write_str(padded(level))?;
     out.write_str(target)?;
     out.write_char(':')
@@ -80,9 +86,12 @@ fn write_head(out: &mut impl Write, level: Level, target: &str) -> fmt::Result {
 
 /// Now, as `2026-03-25T14:00:00.007Z`.
 pub(super) fn write_stamp(out: &mut impl Write) -> fmt::Result {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    write_stamp_at(out, SystemTime::now())
+}
+
+/// `at`, as `2026-03-25T14:00:00.007Z`.
+pub(super) fn write_stamp_at(out: &mut impl Write, at: SystemTime) -> fmt::Result {
+    let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let stamp = Timestamp::rfc3339_millis(since_epoch);
     // The stamp is ASCII digits and separators only.
     out.write_str(std::str::from_utf8(&stamp).unwrap_or("1970-01-01T00:00:00.000Z"))
@@ -266,7 +275,15 @@ mod tests {
                 );
             });
             let mut direct = String::new();
-            request_line(&mut direct, method, path, status, latency).unwrap();
+            request_line(
+                &mut direct,
+                SystemTime::now(),
+                method,
+                path,
+                status,
+                latency,
+            )
+            .unwrap();
             // The stamps differ by when each was written.
             assert_eq!(direct[24..], from_tracing[24..], "{direct}");
         }

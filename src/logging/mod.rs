@@ -21,7 +21,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -250,7 +250,8 @@ impl RequestLog {
         tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO)
     }
 
-    pub fn record(&self, method: &str, path: &str, status: u16, latency_us: u64) {
+    /// The line of a request answered `at`.
+    pub fn record(&self, at: SystemTime, method: &str, path: &str, status: u16, latency_us: u64) {
         thread_local! {
             // Reused, so a line costs no allocation.
             static LINE: RefCell<String> = const { RefCell::new(String::new()) };
@@ -259,8 +260,8 @@ impl RequestLog {
             line.clear();
             // Writing into a String cannot fail.
             let _ = match self.format {
-                LogFormat::Text => line::request_line(line, method, path, status, latency_us),
-                LogFormat::Json => json::request_line(line, method, path, status, latency_us),
+                LogFormat::Text => line::request_line(line, at, method, path, status, latency_us),
+                LogFormat::Json => json::request_line(line, at, method, path, status, latency_us),
             };
             self.shared.append(line.as_bytes());
         });
