@@ -140,23 +140,27 @@ fn auth_request(state: AppState) -> impl Filter<Extract = (Response,), Error = R
         .and(warp::header::headers_cloned())
         .and(auth::client_ip(state.clone()))
         .and(with(state))
-        .then(
-            |workspace, method, headers, ip, state: AppState| async move {
-                answer(
-                    Endpoint::AuthRequest,
-                    workspace,
-                    Forwarded {
-                        method: &method,
-                        headers: &headers,
-                        suffix: None,
-                    },
-                    ip,
-                    &state,
-                    Timestamp::now(),
-                )
-                .await
-            },
-        )
+        .then(move |workspace, method, headers, ip, state| {
+            answer_from_headers(Endpoint::AuthRequest, workspace, method, headers, ip, state)
+        })
+}
+
+/// The warp route's answer for an endpoint whose original request is in
+/// the headers alone.
+async fn answer_from_headers(
+    endpoint: Endpoint,
+    workspace: WorkspaceId,
+    method: Method,
+    headers: HeaderMap,
+    ip: Option<IpAddr>,
+    state: AppState,
+) -> Response {
+    let forwarded = Forwarded {
+        method: &method,
+        headers: &headers,
+        suffix: None,
+    };
+    answer(endpoint, workspace, forwarded, ip, &state, Timestamp::now()).await
 }
 
 /// ANY /api/v1/authz/{workspace_id}/forward-auth
@@ -185,23 +189,9 @@ fn forward_auth(state: AppState) -> impl Filter<Extract = (Response,), Error = R
         .and(warp::header::headers_cloned())
         .and(auth::client_ip(state.clone()))
         .and(with(state))
-        .then(
-            |workspace, method, headers, ip, state: AppState| async move {
-                answer(
-                    Endpoint::ForwardAuth,
-                    workspace,
-                    Forwarded {
-                        method: &method,
-                        headers: &headers,
-                        suffix: None,
-                    },
-                    ip,
-                    &state,
-                    Timestamp::now(),
-                )
-                .await
-            },
-        )
+        .then(move |workspace, method, headers, ip, state| {
+            answer_from_headers(Endpoint::ForwardAuth, workspace, method, headers, ip, state)
+        })
 }
 
 /// The original path and query of an `ext-authz` request.
