@@ -1045,6 +1045,8 @@ struct ForwardAuth {
     /// and asking a zero-work auth server (nginx answering 200).
     nginx: Sample,
     nginx_zero: Sample,
+    /// Each round's direct and through-nginx ratios.
+    round_ratios: Vec<[f64; 2]>,
 }
 
 /// Tokens presented in the forward-auth step, all allowed by its rules.
@@ -1140,49 +1142,38 @@ fn measure_forward_auth(plan: &Plan, baseline: &Process) -> Result<ForwardAuth, 
     ] {
         wrk(url, script, CONNECTIONS, 2, &env, pid)?;
     }
+    // (url, script, pid) of: the baseline and tokenward asked directly,
+    // nginx with a zero-work auth server and with tokenward.
+    let targets = [
+        (&baseline.url, &auth_script, base_pid),
+        (&server_url, &auth_script, server_pid),
+        (&zero_url, &proxy_script, zero_work_pid),
+        (&guarded_url, &proxy_script, server_pid),
+    ];
     let mut samples: [Vec<Sample>; 4] = Default::default();
     for round in 0..plan.rounds {
         eprintln!("   round {}", round + 1);
-        // Interleaved, so that drift on a shared machine hits both sides.
-        samples[0].push(wrk(
-            &baseline.url,
-            &auth_script,
-            CONNECTIONS,
-            plan.seconds,
-            &env,
-            base_pid,
-        )?);
-        samples[1].push(wrk(
-            &server_url,
-            &auth_script,
-            CONNECTIONS,
-            plan.seconds,
-            &env,
-            server_pid,
-        )?);
-        samples[2].push(wrk(
-            &zero_url,
-            &proxy_script,
-            CONNECTIONS,
-            plan.seconds,
-            &env,
-            zero_work_pid,
-        )?);
-        samples[3].push(wrk(
-            &guarded_url,
-            &proxy_script,
-            CONNECTIONS,
-            plan.seconds,
-            &env,
-            server_pid,
-        )?);
+        // Interleaved, and in rotating order, so that drift on a shared
+        // machine hits every side alike.
+        for step in 0..targets.len() {
+            let which = (round + step) % targets.len();
+            let (url, script, pid) = targets[which];
+            samples[which].push(wrk(url, script, CONNECTIONS, plan.seconds, &env, pid)?);
+        }
     }
+    let round_ratios = (0..plan.rounds)
+        .map(|round| {
+            let rps = |which: usize| samples[which][round].rps;
+            [rps(1) / rps(0), rps(3) / rps(2)]
+        })
+        .collect();
     let [direct_baseline, direct, nginx_zero, nginx] = samples.map(|s| median_sample(&s));
     Ok(ForwardAuth {
         direct,
         direct_baseline,
         nginx,
         nginx_zero,
+        round_ratios,
     })
 }
 
@@ -1222,6 +1213,20 @@ fn forward_auth_report(plan: &Plan, f: &ForwardAuth) -> String {
          | nginx → tokenward / nginx → zero-work auth | — | {proxied:.2} | |",
         verdict(direct >= 0.85)
     );
+    for (index, name) in [
+        "auth-request / bare warp",
+        "nginx → tokenward / nginx → zero-work",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ratios: Vec<String> = f
+            .round_ratios
+            .iter()
+            .map(|round| format!("{:.2}", round[index]))
+            .collect();
+        let _ = writeln!(out, "\n{name}, round by round: {}", ratios.join(", "));
+    }
     out
 }
 
