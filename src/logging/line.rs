@@ -9,6 +9,7 @@
 //! request leaves is written by [`request_line`] without going through
 //! `tracing` at all, from the same pieces.
 
+use std::cell::Cell;
 use std::fmt::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -91,8 +92,23 @@ pub(super) fn write_stamp(out: &mut impl Write) -> fmt::Result {
 
 /// `at`, as `2026-03-25T14:00:00.007Z`.
 pub(super) fn write_stamp_at(out: &mut impl Write, at: SystemTime) -> fmt::Result {
+    thread_local! {
+        // The last stamp this thread wrote: lines come many to a second,
+        // and only the milliseconds then change.
+        static LAST: Cell<(u64, [u8; 24])> = const { Cell::new((u64::MAX, [0; 24])) };
+    }
     let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let stamp = Timestamp::rfc3339_millis(since_epoch);
+    let (last_second, mut stamp) = LAST.get();
+    if since_epoch.as_secs() == last_second {
+        let mut millis = since_epoch.subsec_millis();
+        for digit in stamp[20..23].iter_mut().rev() {
+            *digit = b'0' + (millis % 10) as u8;
+            millis /= 10;
+        }
+    } else {
+        stamp = Timestamp::rfc3339_millis(since_epoch);
+    }
+    LAST.set((since_epoch.as_secs(), stamp));
     // The stamp is ASCII digits and separators only.
     out.write_str(std::str::from_utf8(&stamp).unwrap_or("1970-01-01T00:00:00.000Z"))
 }
@@ -185,16 +201,24 @@ impl Visit for Fields<'_, '_> {
 }
 
 fn needs_quotes(value: &str) -> bool {
-    let odd = |c: char| c.is_whitespace() || c.is_control() || c == '"' || c == '=';
-    if value.is_ascii() {
-        // The same test, byte by byte: every ASCII space and control
-        // character is at or below ' ', or DEL.
-        value.is_empty()
-            || value
-                .bytes()
-                .any(|b| b <= b' ' || b == 0x7f || b == b'"' || b == b'=')
+    // One pass without an early exit, which the compiler turns into vector
+    // code: a path is tested 16 or 32 bytes at a time, not byte by byte.
+    // Every ASCII space and control character is at or below ' ', or DEL;
+    // any byte from DEL up (non-ASCII included) sends the value to the
+    // full test.
+    let odd_or_wide = value.bytes().fold(false, |seen, b| {
+        seen | (b <= b' ') | (b >= 0x7f) | (b == b'"') | (b == b'=')
+    });
+    if value.is_empty() {
+        true
+    } else if !odd_or_wide {
+        false
+    } else if value.is_ascii() {
+        true
     } else {
-        value.chars().any(odd)
+        value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '=')
     }
 }
 
@@ -259,6 +283,18 @@ mod tests {
     }
 
     #[test]
+    fn a_stamp_within_the_last_lines_second_is_the_full_stamp() {
+        let second = UNIX_EPOCH + std::time::Duration::from_secs(1_774_447_199);
+        for millis in [0, 7, 999, 1_000, 1_001, 999, 60_123, 5] {
+            let at = second + std::time::Duration::from_millis(millis);
+            let mut written = String::new();
+            write_stamp_at(&mut written, at).unwrap();
+            let full = Timestamp::rfc3339_millis(at.duration_since(UNIX_EPOCH).unwrap());
+            assert_eq!(written.as_bytes(), full, "{millis}");
+        }
+    }
+
+    #[test]
     fn a_request_line_is_the_line_of_the_same_event() {
         for (method, path, status, latency) in [
             ("POST", "/api/v1/tokens/verify", 200u16, 41u64),
@@ -298,6 +334,19 @@ mod tests {
         }
         assert!(needs_quotes("caf\u{e9}\u{2003}"));
         assert!(!needs_quotes("caf\u{e9}"));
+        // Long values are tested in blocks: an odd byte anywhere counts.
+        for len in 1..80 {
+            let plain = "/".repeat(len);
+            assert!(!needs_quotes(&plain), "{len}");
+            for at in 0..len {
+                for odd in [" ", "=", "\"", "\u{7f}", "\u{a0}"] {
+                    let value = format!("{}{odd}{}", &plain[..at], &plain[at + 1..]);
+                    assert!(needs_quotes(&value), "{value:?}");
+                }
+                let wide = format!("{}\u{e9}{}", &plain[..at], &plain[at + 1..]);
+                assert!(!needs_quotes(&wide), "{wide:?}");
+            }
+        }
     }
 
     #[test]
