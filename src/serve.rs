@@ -235,7 +235,9 @@ async fn connection<S>(
                 });
             }
             request.extensions_mut().insert(PeerAddr(peer));
-            let answer = routes.call(request);
+            // Boxed: warp's future is over 4 KiB, and hyper moves the
+            // future it is given, so every hot answer would copy that size.
+            let answer = Box::pin(routes.call(request));
             Either::Right(async move {
                 let response = answer.await;
                 activity.answered();
