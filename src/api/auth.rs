@@ -112,6 +112,14 @@ fn bearer(authorization: Option<&str>) -> Result<Option<&str>, ApiError> {
     let Some(value) = authorization else {
         return Ok(None);
     };
+    // The usual shape, read without the general trimming and splitting;
+    // it reads exactly as below.
+    if let Some(credential) = value.strip_prefix("Bearer ")
+        && !credential.is_empty()
+        && credential.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Ok(Some(credential));
+    }
     let (scheme, credential) = value.trim().split_once(' ').unwrap_or((value, ""));
     let credential = credential.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || credential.is_empty() {
@@ -391,5 +399,29 @@ async fn workspace_caller(state: &AppState, presented: Presented) -> Result<Call
                 ip: presented.ip,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn a_bearer_credential_is_read_in_any_shape() {
+        for (value, credential) in [
+            ("Bearer tw_x", Some("tw_x")),
+            ("bearer tw_x", Some("tw_x")),
+            ("  Bearer   tw_x  ", Some("tw_x")),
+            ("Bearer tw_x ", Some("tw_x")),
+            ("Bearer tw\u{a0}", Some("tw")),
+            ("Bearer tw x", Some("tw x")),
+            ("Bearer ~!{}", Some("~!{}")),
+        ] {
+            assert_eq!(bearer(Some(value)).ok().flatten(), credential, "{value:?}");
+        }
+        for value in ["Bearer", "Bearer ", "Bearer\ttw_x", "Basic dXNlcg==", ""] {
+            assert!(bearer(Some(value)).is_err(), "{value:?}");
+        }
+        assert_eq!(bearer(None).ok().flatten(), None);
     }
 }

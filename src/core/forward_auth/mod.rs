@@ -160,6 +160,19 @@ pub fn is_preflight(method: &str, origin: bool, request_method: bool, authorizat
 /// The bearer credential of an `Authorization` value (the scheme in any
 /// case), or `None` when it is not `Bearer <credential>`.
 pub fn bearer(value: &[u8]) -> Option<&str> {
+    // The usual shape, read without the general trimming and splitting;
+    // it reads exactly as below.
+    if let Some(credential) = value.strip_prefix(b"Bearer ")
+        && !credential.is_empty()
+        && credential.iter().all(u8::is_ascii_graphic)
+    {
+        return std::str::from_utf8(credential).ok();
+    }
+    any_bearer(value)
+}
+
+/// [`bearer`] for any shape.
+fn any_bearer(value: &[u8]) -> Option<&str> {
     let value = std::str::from_utf8(value).ok()?.trim();
     let (scheme, credential) = value.split_once([' ', '\t'])?;
     let credential = credential.trim();
@@ -303,6 +316,21 @@ mod tests {
         assert_eq!(bearer(b"Bearer"), None);
         assert_eq!(bearer(b"Bearer "), None);
         assert_eq!(bearer(b"\xffBearer x"), None);
+        // The usual shape's shortcut reads as the general reading.
+        for value in [
+            &b"Bearer tw_x"[..],
+            b"Bearer tw_x ",
+            b"Bearer  tw_x",
+            b"Bearer tw x",
+            b"Bearer\ttw_x",
+            b"Bearer tw_\x7f",
+            b"Bearer tw_\xc2\xa0",
+            b"Bearer \xc2\xa0tw_x",
+            b"Bearer tw_\xff",
+            b"Bearer ~!{}",
+        ] {
+            assert_eq!(bearer(value), any_bearer(value), "{value:?}");
+        }
     }
 
     #[test]
