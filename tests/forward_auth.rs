@@ -87,6 +87,9 @@ fn denied(response: &Response, status: u16, code: &str) -> Value {
     assert_eq!(response.header("x-tokenward-error"), Some(code));
     assert_eq!(response.header("cache-control"), Some("no-store"));
     assert_no_identity(response);
+    // Proxies pass a denial on to the client: it is guarded as any answer.
+    assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
+    assert!(response.header("content-security-policy").is_some());
     json
 }
 
@@ -97,6 +100,15 @@ fn allowed(response: &Response) {
         assert!(response.header(name).is_some(), "{name} missing");
     }
     assert_eq!(response.header("x-tokenward-error"), None);
+    // It goes to the proxy alone: what §10 lists, no security headers.
+    for name in [
+        "x-content-type-options",
+        "content-security-policy",
+        "x-frame-options",
+        "referrer-policy",
+    ] {
+        assert_eq!(response.header(name), None, "{name} on an allowed answer");
+    }
 }
 
 #[test]

@@ -737,15 +737,25 @@ const ALLOWED_NAMES: [HeaderName; 7] = [
 
 /// The headers of an allowed answer, in the order they are sent, with
 /// empty values. A copy gets each value set in place: inserting them into a
-/// copy of the security headers, whose room is only what they fill, grew
-/// the map twice on every answer.
+/// copy grew the map on every answer.
+///
+/// No security headers: an allowed answer has no body and goes to the proxy
+/// alone (nginx's subrequest, the 2xx of Caddy's, Traefik's and Envoy's
+/// check), never to a browser, so it carries what §10 lists and nothing
+/// else. Denials, which proxies pass on to the client, keep them.
 static ALLOWED_HEADERS: LazyLock<HeaderMap> = LazyLock::new(|| {
-    let mut headers = super::resource_headers();
+    let mut headers = HeaderMap::with_capacity(ALLOWED_NAMES.len());
     for name in ALLOWED_NAMES {
         headers.insert(name, EMPTY);
     }
     headers
 });
+
+/// Whether `headers` are an allowed answer's, which gets no security
+/// headers (see [`ALLOWED_HEADERS`]); only allowed answers name the caller.
+pub(super) fn is_allowed_answer(headers: &HeaderMap) -> bool {
+    headers.contains_key(AUTH)
+}
 
 fn id_value(uuid: uuid::Uuid) -> HeaderValue {
     let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];

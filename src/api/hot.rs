@@ -16,9 +16,11 @@ use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use hyper::body::Incoming;
-use warp::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName};
+use warp::http::header::{
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue,
+};
 use warp::http::request::Parts;
-use warp::http::{Method, Request};
+use warp::http::{Method, Request, StatusCode};
 use warp::reply::Response;
 
 use super::authz::{self, Endpoint, Forwarded, Suffix};
@@ -67,11 +69,10 @@ impl HotRoutes {
     pub fn pick<B>(&self, request: &Request<B>) -> Option<Hot> {
         let path = request.uri().path();
         if path == VERIFY {
-            let headers = request.headers();
-            let readable = [AUTHORIZATION, CONTENT_TYPE]
-                .iter()
-                .all(|name| text(headers, name).is_ok())
-                && length(headers).is_ok();
+            let sent = VerifyHeaders::read(request.headers());
+            let readable = text(sent.authorization).is_ok()
+                && text(sent.content_type).is_ok()
+                && length(sent.content_length).is_ok();
             return (request.method() == Method::POST && readable).then_some(Hot(Which::Verify));
         }
         let (workspace, endpoint) = path.strip_prefix(AUTHZ)?.split_once('/')?;
@@ -95,20 +96,31 @@ impl HotRoutes {
         let started = SystemTime::now();
         let (parts, body) = request.into_parts();
         let (route, response) = match hot.0 {
-            Which::Verify => (self.verify_route, self.verify(&parts, body, peer).await),
-            Which::Proxy(endpoint, workspace) => (
-                self.routes[match endpoint {
+            Which::Verify => (
+                self.verify_route,
+                with_security_headers(self.verify(&parts, body, peer).await),
+            ),
+            Which::Proxy(endpoint, workspace) => {
+                let route = self.routes[match endpoint {
                     Endpoint::AuthRequest => 0,
                     Endpoint::ForwardAuth => 1,
                     Endpoint::ExtAuthz => 2,
-                }],
+                }];
                 // A proxy's question has no body: the latency's start is
                 // the decision's "now" too.
-                self.proxy(endpoint, workspace, &parts, peer, Timestamp::at(started))
-                    .await,
-            ),
+                let response = self
+                    .proxy(endpoint, workspace, &parts, peer, Timestamp::at(started))
+                    .await;
+                // Here only an allowed answer is a 200, and it goes to the
+                // proxy alone, without security headers (what
+                // `with_security_headers` finds out from its headers).
+                if response.status() == StatusCode::OK {
+                    (route, response)
+                } else {
+                    (route, with_security_headers(response))
+                }
+            }
         };
-        let response = with_security_headers(response);
         // The answer's time gives both the latency and the line's stamp:
         // with `started`, two or three clock reads where there were four or
         // five. A step of the wall clock during a request misstates that
@@ -129,12 +141,14 @@ impl HotRoutes {
     async fn verify(&self, parts: &Parts, body: Incoming, peer: SocketAddr) -> Response {
         let headers = &parts.headers;
         let ip = self.client_ip(headers, peer);
-        let bytes = match body::read_incoming(length(headers).ok().flatten(), body).await {
+        let sent = VerifyHeaders::read(headers);
+        let length = length(sent.content_length).ok().flatten();
+        let bytes = match body::read_incoming(length, body).await {
             Ok(bytes) => bytes,
             Err(err) => return reply::error(&err),
         };
-        let content_type = text(headers, &CONTENT_TYPE).ok().flatten();
-        let authorization = text(headers, &AUTHORIZATION).ok().flatten();
+        let content_type = text(sent.content_type).ok().flatten();
+        let authorization = text(sent.authorization).ok().flatten();
         // Without a verifier token the body must name a workspace.
         let body = match authorization.and(body::just_a_token(content_type, &bytes)) {
             Some(token) => Asked::JustAToken(token),
@@ -182,24 +196,58 @@ impl HotRoutes {
     }
 
     fn client_ip(&self, headers: &HeaderMap, peer: SocketAddr) -> Option<std::net::IpAddr> {
-        let forwarded = headers
-            .get("x-forwarded-for")
+        // Read only when trusted: looking a header up is not free.
+        let forwarded = self
+            .state
+            .trust_proxy
+            .then(|| headers.get(X_FORWARDED_FOR))
+            .flatten()
             .and_then(|value| value.to_str().ok());
         auth::client_ip_of(&self.state, Some(peer), forwarded)
     }
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The headers a verification reads, found in one pass over the request's
+/// headers rather than by hashing each name. The first of repeated headers
+/// counts, as with `HeaderMap::get`.
+#[derive(Default)]
+struct VerifyHeaders<'h> {
+    authorization: Option<&'h HeaderValue>,
+    content_type: Option<&'h HeaderValue>,
+    content_length: Option<&'h HeaderValue>,
+}
+
+impl<'h> VerifyHeaders<'h> {
+    fn read(headers: &'h HeaderMap) -> Self {
+        let mut sent = VerifyHeaders::default();
+        for (name, value) in headers {
+            let slot = if name == AUTHORIZATION {
+                &mut sent.authorization
+            } else if name == CONTENT_TYPE {
+                &mut sent.content_type
+            } else if name == CONTENT_LENGTH {
+                &mut sent.content_length
+            } else {
+                continue;
+            };
+            slot.get_or_insert(value);
+        }
+        sent
+    }
+}
+
 /// A header as text, `Err` when it is there but not text (warp refuses it).
-fn text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, ()> {
-    headers
-        .get(name)
+fn text(value: Option<&HeaderValue>) -> Result<Option<&str>, ()> {
+    value
         .map(|value| value.to_str().map_err(|_| ()))
         .transpose()
 }
 
 /// `Content-Length`, `Err` when it is there but not a number.
-fn length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
-    text(headers, &CONTENT_LENGTH)?
+fn length(value: Option<&HeaderValue>) -> Result<Option<u64>, ()> {
+    text(value)?
         .map(|value| value.parse().map_err(|_| ()))
         .transpose()
 }

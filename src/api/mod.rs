@@ -182,7 +182,7 @@ fn resource_headers() -> HeaderMap {
 /// nothing is allocated.
 fn with_security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    if headers.contains_key(header::X_CONTENT_TYPE_OPTIONS) {
+    if headers.contains_key(header::X_CONTENT_TYPE_OPTIONS) || authz::is_allowed_answer(headers) {
         return response;
     }
     let page = headers
