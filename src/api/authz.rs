@@ -777,7 +777,6 @@ fn owned_value(text: String) -> HeaderValue {
 /// order already (stored normalised), so the names are written once into
 /// the value and re-ordered only when narrowing to `:read` moved one.
 fn scopes_value(scopes: &[Scope]) -> HeaderValue {
-    use std::fmt::Write as _;
     let mut text = String::with_capacity(scopes.len() * 16);
     let mut sorted = true;
     let mut previous = 0..0;
@@ -786,7 +785,9 @@ fn scopes_value(scopes: &[Scope]) -> HeaderValue {
             text.push(' ');
         }
         let start = text.len();
-        let _ = write!(text, "{scope}");
+        for part in scope.parts() {
+            text.push_str(part);
+        }
         sorted &= text[previous.clone()] <= text[start..];
         previous = start..text.len();
     }

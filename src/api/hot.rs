@@ -75,7 +75,14 @@ impl HotRoutes {
                 && length(sent.content_length).is_ok();
             return (request.method() == Method::POST && readable).then_some(Hot(Which::Verify));
         }
-        let (workspace, endpoint) = path.strip_prefix(AUTHZ)?.split_once('/')?;
+        // A workspace id in its usual, hyphenated form: any other form of
+        // it (percent-encoded, which warp decodes, or another spelling of a
+        // UUID) is left to warp.
+        let rest = path.strip_prefix(AUTHZ)?;
+        let workspace = rest.get(..uuid::fmt::Hyphenated::LENGTH)?;
+        let endpoint = rest
+            .get(uuid::fmt::Hyphenated::LENGTH..)?
+            .strip_prefix('/')?;
         let endpoint = match endpoint {
             "auth-request" => Endpoint::AuthRequest,
             "forward-auth" => Endpoint::ForwardAuth,
@@ -83,11 +90,7 @@ impl HotRoutes {
             _ if endpoint.starts_with("ext-authz/") => Endpoint::ExtAuthz,
             _ => return None,
         };
-        // warp decodes a percent-encoded id; such a rare request is left to it.
-        let workspace = workspace
-            .parse()
-            .ok()
-            .filter(|_| !workspace.contains('%'))?;
+        let workspace = workspace.parse().ok()?;
         Some(Hot(Which::Proxy(endpoint, workspace)))
     }
 

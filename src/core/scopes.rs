@@ -96,21 +96,32 @@ impl FromStr for Scope {
     }
 }
 
+impl Scope {
+    /// The scope's text in three pieces, for writers that append strings
+    /// without the formatting machinery: `domain:` `example.com` `:read`.
+    pub fn parts(&self) -> [&str; 3] {
+        let (resource, name) = match &self.resource {
+            Resource::Tokens => ("tokens", ""),
+            Resource::Domains => ("domains", ""),
+            Resource::Verify => ("verify", ""),
+            Resource::Routes => ("routes", ""),
+            Resource::Audit => ("audit", ""),
+            Resource::Domain(name) => ("domain:", name.as_str()),
+            Resource::Catalog(name) => (name.as_str(), ""),
+        };
+        let access = match self.access {
+            Access::Read => ":read",
+            Access::Full => "",
+        };
+        [resource, name, access]
+    }
+}
+
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.resource {
-            Resource::Tokens => f.write_str("tokens")?,
-            Resource::Domains => f.write_str("domains")?,
-            Resource::Verify => f.write_str("verify")?,
-            Resource::Routes => f.write_str("routes")?,
-            Resource::Audit => f.write_str("audit")?,
-            Resource::Domain(name) => write!(f, "domain:{name}")?,
-            Resource::Catalog(name) => f.write_str(name)?,
-        }
-        if self.access == Access::Read {
-            f.write_str(":read")?;
-        }
-        Ok(())
+        self.parts()
+            .into_iter()
+            .try_for_each(|part| f.write_str(part))
     }
 }
 
