@@ -17,6 +17,7 @@ use crate::core::ids::Id;
 use crate::core::model::{TokenGrant, Workspace};
 use crate::core::scopes::{self, Resource, Scope};
 use crate::core::time::Timestamp;
+use crate::core::token_format::is_visible_ascii;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -116,7 +117,7 @@ fn bearer(authorization: Option<&str>) -> Result<Option<&str>, ApiError> {
     // it reads exactly as below.
     if let Some(credential) = value.strip_prefix("Bearer ")
         && !credential.is_empty()
-        && credential.bytes().all(|b| b.is_ascii_graphic())
+        && is_visible_ascii(credential.as_bytes())
     {
         return Ok(Some(credential));
     }

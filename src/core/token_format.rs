@@ -139,12 +139,37 @@ pub fn check(token: &str) -> Result<&str, Malformed> {
     Ok(prefix)
 }
 
+/// Whether every byte is visible ASCII (`!` to `~`): tested without an
+/// early exit, which the compiler turns into vector code, as every
+/// presented credential is tested.
+pub fn is_visible_ascii(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .fold(true, |visible, &b| visible & b.is_ascii_graphic())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn prefix(p: &str) -> Prefix {
         Prefix::parse(p).unwrap()
+    }
+
+    #[test]
+    fn visible_ascii_is_found_out_anywhere_in_a_value() {
+        assert!(is_visible_ascii(b""));
+        for len in 1..80 {
+            let visible = vec![b'~'; len];
+            assert!(is_visible_ascii(&visible), "{len}");
+            for at in 0..len {
+                for invisible in [b' ', b'\t', 0x7f, 0x80, 0xff, 0] {
+                    let mut value = visible.clone();
+                    value[at] = invisible;
+                    assert!(!is_visible_ascii(&value), "{value:?}");
+                }
+            }
+        }
     }
 
     #[test]

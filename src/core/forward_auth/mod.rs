@@ -10,6 +10,7 @@ use std::borrow::Cow;
 
 use crate::core::scopes::{self, Scope};
 use crate::core::time::Timestamp;
+use crate::core::token_format::is_visible_ascii;
 
 pub use canonical::{InvalidPath, Target, canonicalize};
 pub use rules::{Access, CompiledRules, Fallback, Rule, RuleDocument};
@@ -164,7 +165,7 @@ pub fn bearer(value: &[u8]) -> Option<&str> {
     // it reads exactly as below.
     if let Some(credential) = value.strip_prefix(b"Bearer ")
         && !credential.is_empty()
-        && credential.iter().all(u8::is_ascii_graphic)
+        && is_visible_ascii(credential)
     {
         return std::str::from_utf8(credential).ok();
     }
