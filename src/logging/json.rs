@@ -184,6 +184,7 @@ mod tests {
     use tracing_subscriber::fmt::MakeWriter;
 
     use super::*;
+    use crate::logging::request_cases::{CASES, emit, written};
 
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -256,32 +257,11 @@ mod tests {
 
     #[test]
     fn a_request_line_is_the_line_of_the_same_event() {
-        for (method, path, status, latency) in [
-            ("POST", "/api/v1/tokens/verify", 200u16, 41u64),
-            ("GET", "/odd path/\"x\"=y\\", 404, 0),
-            ("DELETE", "", 204, u64::MAX),
-        ] {
-            let from_tracing = logged(|| {
-                tracing::info!(
-                    target: "tokenward::http",
-                    method = %method,
-                    path = path,
-                    status = status,
-                    latency_us = latency,
-                );
-            });
-            let mut direct = String::new();
-            request_line(
-                &mut direct,
-                SystemTime::now(),
-                method,
-                path,
-                status,
-                latency,
-            )
-            .unwrap();
+        for case in CASES {
+            let from_tracing = logged(|| emit(case));
+            let direct = written(request_line, case);
             assert_eq!(without_ts(&direct), without_ts(&from_tracing), "{direct}");
-            assert_eq!(without_ts(&direct)["path"], path);
+            assert_eq!(without_ts(&direct)["path"], case.1);
             assert_eq!(without_ts(&direct)["message"], "");
         }
     }

@@ -288,6 +288,42 @@ impl Drop for FlushGuard {
     }
 }
 
+/// What the two formats' tests share: a request line written directly and
+/// the `tracing` event it stands for.
+#[cfg(test)]
+mod request_cases {
+    use std::fmt;
+    use std::time::SystemTime;
+
+    /// Method, path, status and latency; an odd path and the extremes.
+    pub const CASES: [(&str, &str, u16, u64); 3] = [
+        ("POST", "/api/v1/tokens/verify", 200, 41),
+        ("GET", "/odd path/\"x\"=y\\", 404, 0),
+        ("DELETE", "", 204, u64::MAX),
+    ];
+
+    /// The event a request line stands for, through `tracing`.
+    pub fn emit((method, path, status, latency): (&str, &str, u16, u64)) {
+        tracing::info!(
+            target: "tokenward::http",
+            method = %method,
+            path = path,
+            status = status,
+            latency_us = latency,
+        );
+    }
+
+    type RequestLine = fn(&mut String, SystemTime, &str, &str, u16, u64) -> fmt::Result;
+
+    /// The line `request_line` writes now.
+    pub fn written(request_line: RequestLine, case: (&str, &str, u16, u64)) -> String {
+        let (method, path, status, latency) = case;
+        let mut line = String::new();
+        request_line(&mut line, SystemTime::now(), method, path, status, latency).unwrap();
+        line
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
